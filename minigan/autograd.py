@@ -1,0 +1,229 @@
+"""Reverse-mode autodiff: the Function an op is made of, and the backward pass.
+
+Every op is a subclass of :class:`Function` with two methods side by side:
+
+* ``forward(*arrays, **params)`` works on raw arrays (fast, no graph) and returns
+  the output array;
+* ``backward(grad)`` gets dL/d(output) as a Tensor and returns dL/d(input) for each
+  input, also as Tensors, computed *with minigan's own ops*.
+
+Because backward is written with ops, a backward pass can itself be recorded as a
+graph (``create_graph=True``) and differentiated again: that is double backward,
+which the WGAN-GP gradient penalty needs.
+"""
+
+import contextlib
+import weakref
+
+from .anomaly import check_gradient
+from .backend import get_xp
+from .tensor import Tensor
+
+# --- grad mode --------------------------------------------------------------------
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(mode):
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, mode
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """``with mg.no_grad():`` ops inside record no graph (inference, optimiser steps)."""
+    return _set_grad_enabled(False)
+
+
+def enable_grad():
+    return _set_grad_enabled(True)
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+# --- the op -----------------------------------------------------------------------
+class Function:
+    """One node of the graph. Subclasses define ``forward`` and ``backward``."""
+
+    released = False  # set once backward has freed what the node saved
+    twice_differentiable = True  # False where backward uses a fused kernel of its own
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on tensors: forward on their arrays, then record the node."""
+        fn = cls()
+        first = inputs[0].data
+        for t in inputs[1:]:
+            if type(t.data) is not type(first):
+                raise RuntimeError(
+                    f"{cls.__name__}: expected all tensors on one device, "
+                    f"got {inputs[0].device} and {t.device}; move them with .to(device)"
+                )
+            if t.data.dtype != first.dtype:
+                raise TypeError(
+                    f"{cls.__name__}: expected tensors of one dtype, got {first.dtype} and "
+                    f"{t.data.dtype}; convert one of them (e.g. mg.tensor(x, dtype='float32'))"
+                )
+        out = fn.forward(*(t.data for t in inputs), **params)
+        if type(out) is not type(first):  # NumPy turns 0-d results into scalars
+            out = get_xp(first).asarray(out)
+        if _grad_enabled and any(t.requires_grad for t in inputs):
+            fn.inputs = inputs
+            result = Tensor(out, requires_grad=True, grad_fn=fn)
+            fn._output = weakref.ref(result)
+            return result
+        return Tensor(out)
+
+    def output(self):
+        """The tensor this op produced (alive whenever its backward runs)."""
+        return self._output()
+
+    def needs_grad(self, i):
+        """Whether input ``i`` wants a gradient (skip the work when it does not)."""
+        return self.inputs[i].requires_grad
+
+    def release(self):
+        """Free the saved arrays; a later backward through this node is an error."""
+        self.__dict__.clear()
+        self.released = True
+
+
+# --- the backward pass ------------------------------------------------------------
+def _topological_order(roots):
+    """Tensors that need a gradient, every tensor after the inputs it was made from.
+
+    An explicit stack instead of recursion, so a graph of any depth works.
+    """
+    order, seen = [], set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        fn = t.grad_fn
+        if fn is None:
+            continue
+        if fn.released:
+            raise RuntimeError(
+                f"backward through the graph a second time: the saved values of "
+                f"{type(fn).__name__} were freed by the first backward. "
+                "Pass retain_graph=True to the first backward if you need a second one."
+            )
+        stack.extend((p, False) for p in fn.inputs if p.requires_grad and id(p) not in seen)
+    return order
+
+
+def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
+    """Propagate gradients from ``roots`` to the leaves.
+
+    ``wanted`` is None to accumulate into every leaf's ``.grad`` (``backward``), or a
+    list of tensors whose gradients are returned (``grad``).
+    """
+    order = _topological_order(roots)
+    grads = {}
+    for root, g in zip(roots, root_grads):
+        grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
+    wanted_ids = None if wanted is None else {id(t) for t in wanted}
+    found = {}
+    with _set_grad_enabled(create_graph):
+        # Reverse topological order: a tensor's gradient is complete (summed over
+        # every use) before it is passed on to the inputs it was made from.
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if wanted_ids is not None and id(t) in wanted_ids:
+                found[id(t)] = g
+            fn = t.grad_fn
+            if fn is None:
+                if wanted is None:  # a leaf: accumulate the raw array into .grad
+                    t.grad = g.data if t.grad is None else t.grad + g.data
+                continue
+            if create_graph and not fn.twice_differentiable:
+                raise RuntimeError(
+                    f"{type(fn).__name__} has no second derivative in minigan (its backward is a "
+                    "fused kernel), so create_graph=True cannot go through it"
+                )
+            input_grads = fn.backward(g)
+            for p, gp in zip(fn.inputs, input_grads):
+                if gp is None or not p.requires_grad:
+                    continue
+                if gp.shape != p.shape:
+                    raise RuntimeError(
+                        f"{type(fn).__name__}.backward returned a gradient of shape "
+                        f"{gp.shape} for an input of shape {p.shape}"
+                    )
+                check_gradient(fn, gp)
+                grads[id(p)] = grads[id(p)] + gp if id(p) in grads else gp
+    if not retain_graph:
+        for t in order:
+            if t.grad_fn is not None:
+                t.grad_fn.release()
+    return found
+
+
+def _root_gradient(root, gradient):
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {root.shape} needs a gradient argument: "
+                "an implicit gradient exists only for scalar outputs (reduce with .sum() or "
+                ".mean() first, or pass a tensor of the same shape)"
+            )
+        return Tensor(get_xp(root.data).ones_like(root.data))
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(get_xp(root.data).asarray(gradient, dtype=root.dtype))
+    if gradient.shape != root.shape:
+        raise RuntimeError(f"gradient of shape {gradient.shape} given for a tensor of shape {root.shape}")
+    return gradient
+
+
+def backward(root, gradient=None, retain_graph=False, create_graph=False):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: none of the tensors it "
+            "was made from has requires_grad=True (or it was made under mg.no_grad())"
+        )
+    _run_backward([root], [_root_gradient(root, gradient)], None, retain_graph or create_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Return d(sum of outputs)/d(input) for each input, without touching ``.grad``.
+
+    With ``create_graph=True`` the returned gradients are themselves part of a graph
+    and can be differentiated again (double backward).
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for t in outputs:
+        if not t.requires_grad:
+            raise RuntimeError("grad(): an output does not require grad, so it has no gradient")
+    root_grads = [_root_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    retain = create_graph if retain_graph is None else retain_graph
+    found = _run_backward(outputs, root_grads, inputs, retain, create_graph)
+    result = []
+    for i, t in enumerate(inputs):
+        g = found.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad(): input {i} (shape {t.shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        result.append(g)
+    return result[0] if single else tuple(result)

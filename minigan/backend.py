@@ -1,0 +1,72 @@
+"""The one place that chooses an array module.
+
+A tensor on the CPU holds a NumPy array, a tensor on a GPU holds a CuPy array.
+Everything else in minigan asks this module for ``xp`` (NumPy or CuPy) instead of
+importing either directly, so the same op code runs on both devices. CuPy is
+optional: it is imported only when a CUDA device is asked for.
+"""
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+_cupy = None  # the cupy module once it has been imported successfully
+
+
+def cupy_or_none():
+    """Return the cupy module if it is installed and sees a GPU, else None."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+
+            if cupy.cuda.runtime.getDeviceCount() > 0:
+                _cupy = cupy
+        except Exception:  # not installed, no driver, no device: all mean "no GPU"
+            _cupy = False
+    return _cupy or None
+
+
+def resolve_device(device):
+    """Turn a user's device name into "cpu" or "cuda" ("auto" picks CUDA when CuPy sees a GPU)."""
+    if device is None:
+        return "cpu"
+    device = str(device)
+    if device == "auto":
+        return "cuda" if cupy_or_none() else "cpu"
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of 'cpu', 'cuda' or 'auto'")
+    if device == "cuda" and cupy_or_none() is None:
+        raise RuntimeError(
+            "device 'cuda' was asked for but CuPy cannot see a GPU: "
+            "install minigan[cuda] on a machine with an NVIDIA GPU, or use device='cpu'"
+        )
+    return device
+
+
+def xp_for(device):
+    """The array module for a device name: numpy for "cpu", cupy for "cuda"."""
+    return np if device == "cpu" else cupy_or_none()
+
+
+def device_of(array):
+    """The device name of a raw array."""
+    return "cpu" if isinstance(array, np.ndarray) else "cuda"
+
+
+def get_xp(array):
+    """The array module that owns a raw array."""
+    return np if isinstance(array, np.ndarray) else cupy_or_none()
+
+
+def to_device(array, device):
+    """Copy a raw array to a device (no copy when it is already there)."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return xp_for("cuda").asarray(array)
+
+
+def to_numpy(array):
+    """A NumPy copy of a raw array from any device."""
+    return np.array(array) if isinstance(array, np.ndarray) else array.get()

@@ -1,0 +1,55 @@
+"""Weight initialisers. They draw from minigan's seeded generator (``mg.manual_seed``)."""
+
+import math
+
+from ..backend import to_device
+from ..random import default_generator
+
+
+def _fill(tensor, values):
+    """Write NumPy ``values`` into a tensor on any device, in place."""
+    tensor.data[...] = to_device(values.astype(tensor.dtype), tensor.device)
+    return tensor
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    return _fill(tensor, (generator or default_generator()).normal(mean, std, tensor.shape))
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    return _fill(tensor, (generator or default_generator()).uniform(a, b, tensor.shape))
+
+
+def zeros_(tensor):
+    tensor.data[...] = 0
+    return tensor
+
+
+def ones_(tensor):
+    tensor.data[...] = 1
+    return tensor
+
+
+def default_uniform_(weight, bias, fan_in, generator=None):
+    """PyTorch's default for Linear and Conv: U(-1/√fan_in, 1/√fan_in) for weight and bias."""
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    uniform_(weight, -bound, bound, generator)
+    if bias is not None:
+        uniform_(bias, -bound, bound, generator)
+
+
+def dcgan_init_(module, std=0.02, generator=None):
+    """The DCGAN paper's initialisation, for every layer inside ``module``:
+    Linear and (transposed) conv weights ~ N(0, std) with zero biases; batch-norm
+    scale γ ~ N(1, std) and shift β = 0."""
+    from .layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+
+    for m in module.modules():
+        if isinstance(m, (Linear, Conv2d, ConvTranspose2d)):
+            normal_(m.weight, 0.0, std, generator)
+            if m.bias is not None:
+                zeros_(m.bias)
+        elif isinstance(m, (BatchNorm1d, BatchNorm2d)) and m.weight is not None:
+            normal_(m.weight, 1.0, std, generator)
+            zeros_(m.bias)
+    return module

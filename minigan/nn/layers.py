@@ -1,0 +1,210 @@
+"""The layers, each a thin Module over an op in ``minigan.nn.functional``."""
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _param(*shape):
+    return Parameter(np.empty(shape, dtype=np.float32))
+
+
+def _check_input(layer, x, ndim, axis, size, layout):
+    """Raise a clear error naming the layer when x is not (.., size at axis, ..)."""
+    if x.ndim != ndim or x.shape[axis] != size:
+        raise ValueError(f"{layer!r}: expected input of shape {layout}, got {tuple(x.shape)}")
+
+
+class Linear(Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _param(out_features, in_features)  # PyTorch's layout: (out, in)
+        self.bias = _param(out_features) if bias else None
+        init.default_uniform_(self.weight, self.bias, in_features)
+
+    def forward(self, x):
+        _check_input(self, x, 2, 1, self.in_features, f"(N, {self.in_features})")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class _ConvNd(Module):
+    def __init__(self, in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, fan_in):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.weight = _param(*weight_shape)
+        self.bias = _param(out_channels) if bias else None
+        init.default_uniform_(self.weight, self.bias, fan_in)
+
+    def extra_repr(self):
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class Conv2d(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        kh, kw = _pair(kernel_size)
+        weight_shape = (out_channels, in_channels, kh, kw)  # PyTorch's layout
+        super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, in_channels * kh * kw)
+
+    def forward(self, x):
+        _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class ConvTranspose2d(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
+        kh, kw = _pair(kernel_size)
+        weight_shape = (in_channels, out_channels, kh, kw)  # PyTorch's layout, fan-in from dim 1
+        super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, out_channels * kh * kw)
+        self.output_padding = output_padding
+
+    def forward(self, x):
+        _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
+
+
+class _BatchNorm(Module):
+    ndim = None  # the input's number of dimensions
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+        self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+
+    def forward(self, x):
+        layout = "(N, C)" if self.ndim == 2 else "(N, C, H, W)"
+        _check_input(self, x, self.ndim, 1, self.num_features, layout.replace("C", str(self.num_features)))
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            training=self.training, momentum=self.momentum, eps=self.eps,
+        )
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    ndim = 4
+
+
+class _Activation(Module):
+    fn = None
+
+    def forward(self, x):
+        return type(self).fn(x)
+
+
+class ReLU(_Activation):
+    fn = staticmethod(F.relu)
+
+
+class Tanh(_Activation):
+    fn = staticmethod(F.tanh)
+
+
+class Sigmoid(_Activation):
+    fn = staticmethod(F.sigmoid)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``, e.g. (N, 6272) -> (N, 128, 7, 7)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        d = self.dim % x.ndim
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
+
+
+class Upsample(Module):
+    def __init__(self, scale_factor=2, mode="nearest"):
+        super().__init__()
+        if mode != "nearest":
+            raise ValueError(f"Upsample supports mode='nearest' only, got {mode!r}")
+        self.scale_factor = scale_factor
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale_factor)
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x

@@ -1,0 +1,129 @@
+"""``Module`` and ``Parameter``, with PyTorch's habits: attributes that are Parameters
+or Modules are registered automatically; ``state_dict`` holds parameters and buffers
+(such as batch norm's running statistics) by dotted name."""
+
+from collections import OrderedDict
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that is a learnable weight of a Module (it always requires grad)."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad)
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, tensor):
+        """A tensor saved in ``state_dict`` but not trained (e.g. running statistics)."""
+        object.__setattr__(self, name, tensor)
+        self._buffers[name] = tensor
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # --- walking the tree ---------------------------------------------------
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def _named(self, kind):
+        for prefix, module in self.named_modules():
+            for name, t in getattr(module, kind).items():
+                yield (f"{prefix}.{name}" if prefix else name), t
+
+    def named_parameters(self):
+        return self._named("_parameters")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        return self._named("_buffers")
+
+    # --- modes, devices, gradients -------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        device = backend.resolve_device(device)
+        for _, t in list(self.named_parameters()) + list(self.named_buffers()):
+            t.data = backend.to_device(t.data, device)
+            if t.grad is not None:
+                t.grad = backend.to_device(t.grad, device)
+        return self
+
+    # --- saving and loading --------------------------------------------------
+    def state_dict(self):
+        """Parameters and buffers by dotted name, as NumPy copies."""
+        entries = list(self.named_parameters()) + list(self.named_buffers())
+        return OrderedDict((name, backend.to_numpy(t.data)) for name, t in entries)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values in place; missing, unexpected or mis-shaped entries are errors."""
+        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        for name, value in state_dict.items():
+            if name in own and tuple(value.shape) != own[name].shape:
+                problems.append(f"{name}: shape {tuple(value.shape)} in the state dict, {own[name].shape} in the model")
+        if problems:
+            raise RuntimeError(f"load_state_dict for {type(self).__name__} failed: " + "; ".join(problems))
+        for name, value in state_dict.items():
+            if name in own:
+                target = own[name]
+                xp = backend.get_xp(target.data)
+                target.data[...] = xp.asarray(backend.to_device(value, target.device) if hasattr(value, "dtype") else value, dtype=target.dtype)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        body = "\n" + "\n".join(lines) + "\n" if lines else self.extra_repr()
+        return f"{type(self).__name__}({body})"

@@ -1,0 +1,43 @@
+"""minigan's ops. Each file is one family; each op is a Function with its forward
+and backward side by side. Below, the ops become Tensor's operators and methods."""
+
+from ..tensor import Tensor
+from .arithmetic import add, as_tensor, div, mul, neg, pow, sub
+from .conv import conv2d, conv2d_weight, conv_transpose2d
+from .linalg import linear, matmul
+from .loss import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss
+from .norm import batch_norm
+from .pool import avg_pool2d, dropout, upsample_nearest
+from .reduce import broadcast_to, mean, sum, unbroadcast
+from .shape import cat, flatten, getitem, permute, reshape, transpose
+from .unary import abs, clamp, exp, leaky_relu, log, relu, sigmoid, sqrt, tanh
+
+
+def _swap(op):
+    """``2 - t`` calls ``t.__rsub__(2)``: the op with its operands swapped back."""
+    return lambda self, other: op(as_tensor(other, self), self)
+
+
+Tensor.__add__ = add
+Tensor.__radd__ = add
+Tensor.__sub__ = sub
+Tensor.__rsub__ = _swap(sub)
+Tensor.__mul__ = mul
+Tensor.__rmul__ = mul
+Tensor.__truediv__ = div
+Tensor.__rtruediv__ = _swap(div)
+Tensor.__neg__ = neg
+Tensor.__pow__ = pow
+Tensor.__rpow__ = _swap(pow)
+Tensor.__matmul__ = matmul
+Tensor.__getitem__ = getitem
+
+for _name, _op in {
+    "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
+    "abs": abs, "sqrt": sqrt, "sum": sum, "mean": mean, "reshape": reshape, "view": reshape,
+    "permute": permute, "transpose": transpose, "flatten": flatten, "matmul": matmul,
+    "broadcast_to": broadcast_to, "expand": broadcast_to,
+}.items():
+    setattr(Tensor, _name, _op)
+
+Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))

@@ -1,0 +1,107 @@
+"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow.
+
+Each backward applies the chain rule for its formula, then ``unbroadcast`` sums the
+gradient back to each input's own shape.
+"""
+
+from ..autograd import Function
+from ..backend import get_xp
+from ..tensor import Tensor
+from .reduce import unbroadcast
+
+
+def as_tensor(value, like):
+    """A Python number or array as a constant tensor with ``like``'s dtype and device."""
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(get_xp(like.data).asarray(value, dtype=like.dtype))
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        a, b = self.inputs  # d(a+b)/da = d(a+b)/db = 1
+        ga = unbroadcast(g, a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g, b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        a, b = self.inputs  # d(a-b)/da = 1, d(a-b)/db = -1
+        ga = unbroadcast(g, a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(-g, b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs  # d(ab)/da = b, d(ab)/db = a
+        ga = unbroadcast(g * b, a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g * a, b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.inputs  # d(a/b)/da = 1/b, d(a/b)/db = -a/b²
+        ga = unbroadcast(g / b, a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(-g * self.output() / b, b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Pow(Function):
+    """a ** b for a tensor base and a tensor (or constant) exponent."""
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, g):
+        a, b = self.inputs
+        # d(a^b)/da = b·a^(b-1);  d(a^b)/db = a^b·ln a
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g * self.output() * a.log(), b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+def add(a, b):
+    return Add.apply(a, as_tensor(b, a))
+
+
+def sub(a, b):
+    return Sub.apply(a, as_tensor(b, a))
+
+
+def mul(a, b):
+    return Mul.apply(a, as_tensor(b, a))
+
+
+def div(a, b):
+    return Div.apply(a, as_tensor(b, a))
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def pow(a, b):
+    return Pow.apply(a, as_tensor(b, a))

@@ -1,0 +1,161 @@
+"""2-D convolution and its adjoint, the transposed convolution, on im2col + GEMM.
+
+Shapes (PyTorch's layouts): input x (N, C, H, W); conv weight (O, C, kh, kw);
+transposed-conv weight (C_in, C_out, kh, kw). ``kernels.im2col`` gathers every
+kh×kw window of x into a column, so a convolution is one matrix product:
+
+    cols = im2col(x)                 (C·kh·kw, N·OH·OW)
+    y    = W.reshape(O, C·kh·kw) @ cols   ->  (O, N·OH·OW)  ->  (N, O, OH, OW)
+
+``kernels.col2im`` is im2col's adjoint (it sums every column entry back onto the
+pixel it came from). The three ops below are each other's gradients:
+
+    conv2d            d/dx = conv_transpose2d(gy, W)     d/dW = conv2d_weight(x, gy)
+    conv_transpose2d  d/dx = conv2d(gy, W)               d/dW = conv2d_weight(gy, x)
+    conv2d_weight     d/dx = conv_transpose2d(gy, gW')   d/dgy = conv2d(x, gW')
+
+so every gradient is again made of these ops, and double backward comes for free.
+"""
+
+import kernels
+
+from ..autograd import Function
+from ..backend import get_xp
+
+
+def conv_output_size(size, k, s, p):
+    """How many windows of size k, stride s, fit in size + 2p (PyTorch's formula)."""
+    return (size + 2 * p - k) // s + 1
+
+
+def _rows_to_nchw(y, n, oh, ow):
+    """(O, N·OH·OW) -> (N, O, OH, OW), C-contiguous."""
+    return get_xp(y).ascontiguousarray(y.reshape(y.shape[0], n, oh, ow).transpose(1, 0, 2, 3))
+
+
+def _nchw_to_rows(x):
+    """(N, C, H, W) -> (C, N·H·W): the layout a GEMM against columns wants."""
+    n, c, h, w = x.shape
+    return get_xp(x).ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
+
+
+class Conv2d(Function):
+    def forward(self, x, weight, stride, padding):
+        (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
+        n, _, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        self.cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)  # kept for the weight gradient
+        return _rows_to_nchw(weight.reshape(o, -1) @ self.cols, n, oh, ow)
+
+    def backward(self, g):
+        x, weight = self.inputs
+        gx = gw = None
+        if self.needs_grad(0):
+            gx = conv_transpose2d(g, weight, stride=self.stride, padding=self.padding, output_size=x.shape[2:])
+        if self.needs_grad(1):
+            gw = conv2d_weight(x, g, weight.shape, self.stride, self.padding, cols=self.cols)
+        return gx, gw
+
+
+class Conv2dWeight(Function):
+    """gW[o, c, i, j] = Σ_{n, oh, ow} gy[n, o, oh, ow] · x[n, c, oh·s + i - p, ow·s + j - p]."""
+
+    def forward(self, x, gy, weight_shape, stride, padding, cols=None):
+        (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
+        _, _, kh, kw = self.weight_shape = weight_shape
+        if cols is None:
+            cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+        # (O, N·OH·OW) @ (N·OH·OW, C·kh·kw) -> (O, C·kh·kw)
+        return (_nchw_to_rows(gy) @ cols.T).reshape(weight_shape)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        gx = conv_transpose2d(gy, ggw, stride=self.stride, padding=self.padding, output_size=x.shape[2:]) if self.needs_grad(0) else None
+        ggy = conv2d(x, ggw, None, self.stride, self.padding) if self.needs_grad(1) else None
+        return gx, ggy
+
+
+class ConvTranspose2d(Function):
+    def forward(self, x, weight, stride, padding, output_size):
+        (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
+        n, c_in, h, w = x.shape
+        _, c_out, kh, kw = weight.shape
+        # Each input pixel scatters W[c_in] (a C_out·kh·kw patch) into the output: as
+        # columns that is Wᵀ·x, and col2im adds the overlapping patches up.
+        cols = weight.reshape(c_in, -1).T @ _nchw_to_rows(x)  # (C_out·kh·kw, N·H·W)
+        return kernels.col2im(cols, n, c_out, *output_size, kh, kw, sh, sw, ph, pw)
+
+    def backward(self, g):
+        x, weight = self.inputs
+        gx = conv2d(g, weight, None, self.stride, self.padding) if self.needs_grad(0) else None
+        gw = conv2d_weight(g, x, weight.shape, self.stride, self.padding) if self.needs_grad(1) else None
+        return gx, gw
+
+
+def _pair(value, name):
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _check_conv_input(name, x, weight, in_axis):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D weight, got shape {weight.shape}")
+    if x.shape[1] != weight.shape[in_axis]:
+        raise ValueError(
+            f"{name}: input has {x.shape[1]} channels (shape {x.shape}) but the weight of shape "
+            f"{weight.shape} expects {weight.shape[in_axis]}"
+        )
+
+
+def _add_bias(y, bias, name):
+    if bias is None:
+        return y
+    if bias.shape != (y.shape[1],):
+        raise ValueError(f"{name}: bias of shape {bias.shape}, expected ({y.shape[1]},)")
+    return y + bias.reshape(1, -1, 1, 1)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0):
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check_conv_input("conv2d", input, weight, 1)
+    for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
+        if k > size + 2 * p:
+            raise ValueError(
+                f"conv2d: kernel size {k} is larger than the padded input ({size} + 2·{p}) "
+                f"along {'HW'[axis]} (input shape {input.shape}, weight shape {weight.shape})"
+            )
+    return _add_bias(Conv2d.apply(input, weight, stride=stride, padding=padding), bias, "conv2d")
+
+
+def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
+    """The weight gradient of conv2d as an op of its own (so it can be differentiated)."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    return Conv2dWeight.apply(
+        input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
+    )
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, output_size=None):
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_padding = _pair(output_padding, "output_padding")
+    _check_conv_input("conv_transpose2d", input, weight, 0)
+    if output_size is None:
+        # The size whose convolution gives back the input size, plus output_padding
+        # to pick among the sizes a strided convolution maps to the same size.
+        for op, s in zip(output_padding, stride):
+            if not 0 <= op < s:
+                raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride}")
+        output_size = tuple(
+            (size - 1) * s - 2 * p + k + op
+            for size, s, p, k, op in zip(input.shape[2:], stride, padding, weight.shape[2:], output_padding)
+        )
+    output_size = tuple(output_size)
+    if min(output_size) < 1:
+        raise ValueError(f"conv_transpose2d: the output size {output_size} is not positive (input shape {input.shape})")
+    y = ConvTranspose2d.apply(input, weight, stride=stride, padding=padding, output_size=output_size)
+    return _add_bias(y, bias, "conv_transpose2d")

@@ -1,0 +1,61 @@
+"""Matrix products: matmul, and linear (x·Wᵀ + b) as one op because every layer uses it."""
+
+from ..autograd import Function
+from .reduce import unbroadcast
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, g):
+        # C = A·B  =>  dA = dC·Bᵀ,  dB = Aᵀ·dC  (over the last two axes; leading
+        # batch axes broadcast like any elementwise op, so unbroadcast them).
+        a, b = self.inputs
+        ga = unbroadcast(g @ b.transpose(-1, -2), a.shape) if self.needs_grad(0) else None
+        gb = unbroadcast(a.transpose(-1, -2) @ g, b.shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x·Wᵀ + b with W of shape (out, in), as ``torch.nn.functional.linear``."""
+
+    def forward(self, x, weight, bias=None):
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, g):
+        x, weight = self.inputs[:2]
+        # y[n, o] = Σ_i x[n, i]·W[o, i] + b[o]
+        gx = g @ weight if self.needs_grad(0) else None  # dL/dx[n,i] = Σ_o g[n,o]·W[o,i]
+        gw = g.transpose(0, 1) @ x if self.needs_grad(1) else None  # dL/dW[o,i] = Σ_n g[n,o]·x[n,i]
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = g.sum(0) if self.needs_grad(2) else None  # dL/db[o] = Σ_n g[n,o]
+        return gx, gw, gb
+
+
+def matmul(a, b):
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"matmul needs tensors with at least 2 dimensions, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the first "
+            f"({a.shape[-1]}) must equal the second-to-last of the second ({b.shape[-2]})"
+        )
+    return MatMul.apply(a, b)
+
+
+def linear(x, weight, bias=None):
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape}: "
+            f"expected input (N, {weight.shape[1] if weight.ndim == 2 else 'in'})"
+        )
+    if bias is None:
+        return Linear.apply(x, weight)
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias of shape {bias.shape}, expected ({weight.shape[0]},)")
+    return Linear.apply(x, weight, bias)

@@ -1,0 +1,68 @@
+"""Batch normalisation over (N, C) or (N, C, H, W), on fused kernels in training mode.
+
+Per channel c, over the M = N·H·W values of the batch:
+    mean = Σx / M,  var = Σ(x - mean)² / M (biased),  x̂ = (x - mean)/√(var + eps)
+    y = γ·x̂ + β
+Backward, in closed form (the kernel computes it in one pass per channel):
+    dβ = Σ gy,   dγ = Σ gy·x̂,   dx = γ/σ · (gy - dβ/M - x̂·dγ/M)
+In eval mode the running statistics are constants, so y is an affine function of x
+built from ordinary ops.
+"""
+
+import kernels
+
+from ..autograd import Function
+from ..backend import get_xp
+from ..tensor import Tensor
+
+
+class BatchNormTrain(Function):
+    twice_differentiable = False  # the fused backward kernel is not itself an op
+
+    def forward(self, x, gamma, beta, eps, running_mean, running_var, momentum):
+        n, c = x.shape[:2]
+        x3 = x.reshape(n, c, -1)  # (N, C, L): L = H·W, or 1 for BatchNorm1d
+        y, self.mean, self.invstd = kernels.batch_norm_forward(x3, gamma, beta, eps)
+        if running_mean is not None:
+            # running = (1 - momentum)·running + momentum·batch, in place; the variance
+            # kept is the unbiased one, var·M/(M - 1), as in PyTorch.
+            m = x3.shape[0] * x3.shape[2]
+            var = (1 / self.invstd**2 - eps) * (m / (m - 1))
+            running_mean *= 1 - momentum
+            running_mean += momentum * self.mean
+            running_var *= 1 - momentum
+            running_var += momentum * var
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        x, gamma, _ = self.inputs
+        n, c = x.shape[:2]
+        gx, ggamma, gbeta = kernels.batch_norm_backward(
+            g.data.reshape(n, c, -1), x.data.reshape(n, c, -1), self.mean, self.invstd, gamma.data
+        )
+        return Tensor(gx.reshape(x.shape)), Tensor(ggamma), Tensor(gbeta)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """PyTorch's ``F.batch_norm``: batch statistics in training mode (updating the
+    running statistics in place), the running statistics in eval mode."""
+    if input.ndim not in (2, 4):
+        raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({c},) for input of shape {input.shape}")
+    xp = get_xp(input.data)
+    if weight is None:
+        weight = Tensor(xp.ones(c, dtype=input.dtype))
+    if bias is None:
+        bias = Tensor(xp.zeros(c, dtype=input.dtype))
+    if training:
+        if input.data.size // c < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got input of shape {input.shape}")
+        raw = (None, None) if running_mean is None else (running_mean.data, running_var.data)
+        return BatchNormTrain.apply(input, weight, bias, eps=eps, running_mean=raw[0], running_var=raw[1], momentum=momentum)
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    scale = weight.reshape(shape) * Tensor(1 / xp.sqrt(running_var.data + eps)).reshape(shape)
+    return (input - Tensor(running_mean.data).reshape(shape)) * scale + bias.reshape(shape)
+

@@ -1,0 +1,48 @@
+"""Average pooling, nearest upsampling and dropout, built from other ops (so their
+gradients, and second gradients, come from those ops)."""
+
+from ..backend import get_xp
+from ..random import default_generator
+from ..tensor import Tensor
+from .reduce import broadcast_to
+
+
+def avg_pool2d(input, kernel_size, stride=None):
+    """Mean over non-overlapping k×k windows (stride = kernel_size, as by default in
+    PyTorch); rows and columns that do not fill a window are dropped, as there."""
+    k = kernel_size
+    if stride not in (None, k):
+        raise ValueError(f"avg_pool2d supports stride equal to kernel_size only, got kernel_size={k}, stride={stride}")
+    if input.ndim != 4:
+        raise ValueError(f"avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
+    n, c, h, w = input.shape
+    if k > h or k > w:
+        raise ValueError(f"avg_pool2d: kernel_size {k} is larger than the input's {h}×{w}")
+    oh, ow = h // k, w // k
+    x = input if (h, w) == (oh * k, ow * k) else input[:, :, : oh * k, : ow * k]
+    # (N, C, OH·k, OW·k) -> (N, C, OH, k, OW, k): each window gets two axes of its own.
+    return x.reshape(n, c, oh, k, ow, k).mean(dim=(3, 5))
+
+
+def upsample_nearest(input, scale_factor=2):
+    """Repeat each pixel in a scale×scale block: (N, C, H, W) -> (N, C, sH, sW)."""
+    s = int(scale_factor)
+    if input.ndim != 4 or s != scale_factor or s < 1:
+        raise ValueError(f"upsample: expected a 4-D input and a positive integer scale, got shape {input.shape}, scale {scale_factor}")
+    n, c, h, w = input.shape
+    # A broadcast copies along the new axes; its gradient sums each block back up.
+    x = broadcast_to(input.reshape(n, c, h, 1, w, 1), (n, c, h, s, w, s))
+    return x.reshape(n, c, h * s, w * s)
+
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the rest by 1/(1 - p), so the
+    expected value is unchanged (inverted dropout). Identity when not training."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return input
+    keep = (generator or default_generator()).random(input.shape) >= p
+    xp = get_xp(input.data)
+    scale = xp.asarray(keep, dtype=input.dtype) / (1 - p)
+    return input * Tensor(scale)

@@ -1,0 +1,77 @@
+"""Reductions and their adjoint, broadcasting.
+
+``sum`` collapses axes; its gradient copies the incoming gradient back along them
+(a broadcast). ``broadcast_to`` copies along axes; its gradient sums them back up.
+``unbroadcast`` is the one place where every broadcasting op undoes NumPy's
+broadcasting in its backward pass.
+"""
+
+from ..autograd import Function
+from ..backend import get_xp
+
+
+def _axes(axis, ndim):
+    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a sorted tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % ndim for a in axis))
+
+
+class Sum(Function):
+    def forward(self, x, axis, keepdims):
+        self.in_shape = x.shape
+        self.axis = _axes(axis, x.ndim)
+        self.keepdims = keepdims
+        return x.sum(axis=self.axis, keepdims=keepdims)
+
+    def backward(self, g):
+        # y = sum of x over some axes, so dy/dx = 1 for each summed element:
+        # every x element gets the gradient of the sum it went into.
+        if not self.keepdims:
+            kept = [1 if i in self.axis else n for i, n in enumerate(self.in_shape)]
+            g = g.reshape(kept)
+        return (broadcast_to(g, self.in_shape),)
+
+
+class BroadcastTo(Function):
+    def forward(self, x, shape):
+        self.in_shape = x.shape
+        # A broadcast view is read-only and shares memory: copy, so that every op
+        # hands out an array of its own.
+        return get_xp(x).broadcast_to(x, shape).copy()
+
+    def backward(self, g):
+        return (unbroadcast(g, self.in_shape),)
+
+
+def sum(x, dim=None, keepdim=False):
+    return Sum.apply(x, axis=dim, keepdims=keepdim)
+
+
+def mean(x, dim=None, keepdim=False):
+    count = 1
+    for a in _axes(dim, x.ndim):
+        count *= x.shape[a]
+    return sum(x, dim, keepdim) * (1.0 / count)
+
+
+def broadcast_to(x, shape):
+    shape = tuple(shape)
+    return x if x.shape == shape else BroadcastTo.apply(x, shape=shape)
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape``: the gradient of NumPy broadcasting.
+
+    Broadcasting prepends axes and stretches axes of length 1; each copy of an input
+    element received part of the gradient, so those parts are summed.
+    """
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return sum(g, tuple(range(lead)) + stretched, keepdim=True).reshape(shape)

@@ -1,0 +1,126 @@
+"""Ops that move elements around without changing them: reshape, permute, slicing,
+concat. Each backward puts the gradient back where the element came from.
+"""
+
+from ..autograd import Function
+from ..backend import get_xp
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        return (g.reshape(self.in_shape),)
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        self.dims = dims
+        return x.transpose(dims)
+
+    def backward(self, g):
+        # Undo the permutation: axis dims[i] of x became axis i of y.
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return (g.permute(*inverse),)
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        self.in_shape, self.index = x.shape, index
+        return x[index]
+
+    def backward(self, g):
+        # The elements that were picked get their gradient; all others get 0.
+        return (SetIntoZeros.apply(g, shape=self.in_shape, index=self.index),)
+
+
+class SetIntoZeros(Function):
+    """zeros(shape) with g written at ``index``: the adjoint of ``x[index]``."""
+
+    def forward(self, g, shape, index):
+        self.index = index
+        out = get_xp(g).zeros(shape, dtype=g.dtype)
+        out[index] = g
+        return out
+
+    def backward(self, gg):
+        return (gg[self.index],)
+
+
+class Concat(Function):
+    def forward(self, *xs, axis):
+        self.axis = axis
+        self.sizes = [x.shape[axis] for x in xs]
+        return get_xp(xs[0]).concatenate(xs, axis=axis)
+
+    def backward(self, g):
+        # Each input gets back its own slice of the gradient along the axis.
+        grads, start = [], 0
+        for size in self.sizes:
+            index = (slice(None),) * self.axis + (slice(start, start + size),)
+            grads.append(g[index])
+            start += size
+        return tuple(grads)
+
+
+def _basic_index(index):
+    """Check that an index is basic (ints, slices, None, ...), which never repeats an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    for p in parts:
+        if not (p is None or p is Ellipsis or isinstance(p, (int, slice))):
+            raise TypeError(
+                f"tensor indexing supports ints, slices, None and ... ; got {type(p).__name__}"
+            )
+    return index
+
+
+def reshape(x, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    known = 1
+    for n in shape:
+        known *= n if n != -1 else 1
+    size = x.data.size
+    if shape.count(-1) > 1 or (known == 0 or size % known if -1 in shape else known != size):
+        raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({size} elements) to {shape}")
+    return Reshape.apply(x, shape=shape)
+
+
+def permute(x, *dims):
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+
+
+def transpose(x, dim0, dim1):
+    dims = list(range(x.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(x, dims)
+
+
+def getitem(x, index):
+    return GetItem.apply(x, index=_basic_index(index))
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    ndim = tensors[0].ndim
+    axis = dim % ndim
+    for t in tensors[1:]:
+        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1 :] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1 :]:
+            raise ValueError(
+                f"cat: shapes {tensors[0].shape} and {t.shape} differ outside dimension {dim}"
+            )
+    return Concat.apply(*tensors, axis=axis)
+
+
+def flatten(x, start_dim=1, end_dim=-1):
+    end = end_dim % x.ndim
+    size = 1
+    for n in x.shape[start_dim : end + 1]:
+        size *= n
+    return reshape(x, x.shape[:start_dim] + (size,) + x.shape[end + 1 :])

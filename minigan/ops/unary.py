@@ -1,0 +1,144 @@
+"""Elementwise functions of one tensor: exp, log, tanh, sigmoid, relu, clamp, leaky ReLU.
+
+The smooth ones write their derivative with their own output where that is
+cheapest (tanh' = 1 - tanh², σ' = σ(1 - σ), exp' = exp). The piecewise-linear ones
+multiply by a mask that is constant almost everywhere.
+"""
+
+import kernels
+
+from ..autograd import Function
+from ..backend import get_xp
+
+
+class Exp(Function):
+    def forward(self, x):
+        return get_xp(x).exp(x)
+
+    def backward(self, g):
+        return (g * self.output(),)
+
+
+class Log(Function):
+    def forward(self, x):
+        return get_xp(x).log(x)
+
+    def backward(self, g):
+        (x,) = self.inputs
+        return (g / x,)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return get_xp(x).tanh(x)
+
+    def backward(self, g):
+        y = self.output()
+        return (g * (1 - y * y),)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # Stable form: exp of a non-positive number never overflows.
+        #   x >= 0: 1 / (1 + e^-x);   x < 0: e^x / (1 + e^x)
+        xp = get_xp(x)
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        y = self.output()
+        return (g * y * (1 - y),)
+
+
+class Mask(Function):
+    """Multiply by a constant array: the backward of piecewise-linear functions."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return (mask(g, self.mask),)
+
+
+def mask(x, m):
+    return Mask.apply(x, mask=m)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = (x > 0).astype(x.dtype)
+        return x * self.positive
+
+    def backward(self, g):
+        return (mask(g, self.positive),)  # relu'(x) = 1 where x > 0, else 0
+
+
+class Clamp(Function):
+    def forward(self, x, min, max):
+        y = get_xp(x).clip(x, min, max)
+        self.inside = (y == x).astype(x.dtype)
+        return y
+
+    def backward(self, g):
+        return (mask(g, self.inside),)  # slope 1 inside [min, max], 0 where clipped
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, else slope·x, on the hand-written kernel."""
+
+    def forward(self, x, negative_slope):
+        self.slope = negative_slope
+        return kernels.leaky_relu_forward(x, negative_slope)
+
+    def backward(self, g):
+        (x,) = self.inputs
+        return (LeakyReLUGrad.apply(g, x=x.data, negative_slope=self.slope),)
+
+
+class LeakyReLUGrad(Function):
+    """gx = gy where x > 0, else slope·gy. Linear in gy, so its own backward is itself."""
+
+    def forward(self, gy, x, negative_slope):
+        self.x, self.slope = x, negative_slope
+        return kernels.leaky_relu_backward(x, gy, negative_slope)
+
+    def backward(self, g):
+        return (LeakyReLUGrad.apply(g, x=self.x, negative_slope=self.slope),)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def clamp(x, min=None, max=None):
+    return Clamp.apply(x, min=min, max=max)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(x, negative_slope=float(negative_slope))
+
+
+def sqrt(x):
+    return x**0.5
+
+
+def abs(x):
+    return mask(x, get_xp(x.data).sign(x.data))
+

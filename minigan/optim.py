@@ -1,0 +1,99 @@
+"""Optimisers with PyTorch's update rules. They change ``p.data`` in place, outside
+any graph, from the gradients that ``backward`` left in ``p.grad``."""
+
+import math
+
+from .backend import get_xp, to_device, to_numpy
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        self.defaults = dict(defaults)
+        self.state = [{} for _ in self.params]  # per-parameter buffers, by position
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self._update(p.data, p.grad, state)
+
+    def state_dict(self):
+        """Hyper-parameters and per-parameter state (step counts, moments as NumPy)."""
+        return {
+            "defaults": dict(self.defaults),
+            "state": [{k: (v if isinstance(v, (int, float)) else to_numpy(v)) for k, v in s.items()} for s in self.state],
+        }
+
+    def load_state_dict(self, state_dict):
+        states = state_dict["state"]
+        if len(states) != len(self.params):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: state for {len(states)} parameters, this optimiser has {len(self.params)}")
+        for i, (p, s) in enumerate(zip(self.params, states)):
+            for k, v in s.items():
+                if not isinstance(v, (int, float)) and tuple(v.shape) != p.shape:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {i} has shape {tuple(v.shape)}, the parameter {p.shape}")
+        self.defaults.update(state_dict["defaults"])
+        self.state = [
+            {k: (v if isinstance(v, (int, float)) else to_device(v, p.device).astype(p.dtype)) for k, v in s.items()}
+            for p, s in zip(self.params, states)
+        ]
+
+    @property
+    def lr(self):
+        return self.defaults["lr"]
+
+
+class SGD(Optimizer):
+    """v = momentum·v + g;  p -= lr·v   (plain gradient descent when momentum = 0)."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        if lr <= 0:
+            raise ValueError(f"SGD: lr must be positive, got {lr}")
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    def _update(self, p, g, state):
+        if self.defaults["momentum"]:
+            if "momentum_buffer" in state:
+                v = state["momentum_buffer"]
+                v *= self.defaults["momentum"]
+                v += g
+            else:
+                v = state["momentum_buffer"] = g.copy()
+            g = v
+        p -= self.defaults["lr"] * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), in PyTorch's arithmetic:
+
+        m = β1·m + (1 - β1)·g            v = β2·v + (1 - β2)·g²
+        p -= lr/(1 - β1^t) · m / (√v/√(1 - β2^t) + eps)
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        if lr <= 0:
+            raise ValueError(f"Adam: lr must be positive, got {lr}")
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+
+    def _update(self, p, g, state):
+        beta1, beta2 = self.defaults["betas"]
+        if not state:
+            xp = get_xp(p)
+            state.update(step=0, exp_avg=xp.zeros_like(p), exp_avg_sq=xp.zeros_like(p))
+        state["step"] += 1
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        step_size = self.defaults["lr"] / (1 - beta1**t)
+        denom = get_xp(p).sqrt(v) / math.sqrt(1 - beta2**t) + self.defaults["eps"]
+        p -= step_size * (m / denom)

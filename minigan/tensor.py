@@ -1,0 +1,152 @@
+"""The Tensor: a raw array plus what autodiff needs to know about it.
+
+``t.data`` is the raw array (NumPy on the CPU, CuPy on a GPU), ``t.grad`` is a raw
+array of the same shape and device once ``backward`` has run, and ``t.grad_fn`` is
+the op (a :class:`minigan.autograd.Function`) that made ``t``, or None for a leaf.
+The arithmetic operators and methods (``+``, ``@``, ``.sum()``, ...) are the ops of
+``minigan.ops``; they are attached to the class in ``minigan/ops/__init__.py``.
+"""
+
+import numpy as np
+
+from . import backend
+from .random import default_generator
+
+
+class Tensor:
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "__weakref__")
+    __array_priority__ = 1000  # so `ndarray * tensor` calls Tensor.__rmul__
+
+    def __init__(self, data, requires_grad=False, grad_fn=None):
+        self.data = data
+        self.requires_grad = requires_grad
+        self.grad = None
+        self.grad_fn = grad_fn
+
+    # --- what the tensor is ---------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.grad_fn is not None:
+            extra = f", grad_fn={type(self.grad_fn).__name__}"
+        body = np.array2string(self.numpy(), separator=", ", threshold=20, precision=4)
+        dev = "" if self.device == "cpu" else ", device='cuda'"
+        return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
+
+    # --- leaving the graph ----------------------------------------------------
+    def numpy(self):
+        """A NumPy copy of the data (from any device)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self):
+        """The same data as a new leaf that no gradient flows through."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    def to(self, device):
+        device = backend.resolve_device(device)
+        moved = Tensor(backend.to_device(self.data, device), self.requires_grad)
+        return self if moved.data is self.data else moved
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see minigan.autograd)."""
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+
+# --- making tensors ---------------------------------------------------------------
+_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32}
+
+
+def _dtype(dtype):
+    if dtype is None:
+        return None
+    return np.dtype(_DTYPES.get(dtype, dtype))
+
+
+def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+    """Make a leaf tensor from a list, a scalar, a NumPy/CuPy array or another tensor.
+
+    Python floats become float32 (as in PyTorch); arrays keep their dtype unless
+    ``dtype`` says otherwise.
+    """
+    device = backend.resolve_device(device)
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = backend.xp_for(device)
+    dtype = _dtype(dtype)
+    if dtype is None and not hasattr(data, "dtype"):
+        probe = np.asarray(data)
+        dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
+    array = xp.asarray(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
+    if requires_grad and array.dtype.kind != "f":
+        raise TypeError(f"only floating-point tensors can require gradients, got dtype {array.dtype}")
+    return Tensor(array, requires_grad)
+
+
+def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
+    device = backend.resolve_device(device)
+    return Tensor(backend.xp_for(device).zeros(shape, dtype=_dtype(dtype)), requires_grad)
+
+
+def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
+    device = backend.resolve_device(device)
+    return Tensor(backend.xp_for(device).ones(shape, dtype=_dtype(dtype)), requires_grad)
+
+
+def randn(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
+    """Standard normal samples, drawn on the CPU from minigan's generator (so runs are
+    reproducible on any device) and then moved to ``device``."""
+    generator = generator or default_generator()
+    values = generator.standard_normal(shape).astype(_dtype(dtype))
+    return tensor(values, requires_grad=requires_grad, device=device)
+
+
+def rand(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
+    """Uniform samples in [0, 1), drawn like :func:`randn`."""
+    generator = generator or default_generator()
+    values = generator.random(shape).astype(_dtype(dtype))
+    return tensor(values, requires_grad=requires_grad, device=device)
