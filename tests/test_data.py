@@ -1,4 +1,5 @@
 import gzip
+import itertools
 import os
 import warnings
 
@@ -164,6 +165,14 @@ def test_idx_truncated(idx_dir):
         mnist(folder, split="train")
 
 
+def test_idx_trailing_bytes(idx_dir):
+    folder = idx_dir[0]
+    path = folder / "train-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes() + b"\x00")
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte: expected 15 bytes.*found 16"):
+        mnist(folder, split="train")
+
+
 def test_idx_truncated_gzip_stream(idx_dir):
     folder = idx_dir[0]
     path = folder / "t10k-images.idx3-ubyte.gz"
@@ -220,7 +229,9 @@ def toy(n=10):
 
 
 def epoch_batches(loader):
-    return [tuple(b.copy() for b in batch) for batch in loader]
+    # islice: a loader that never stops fails here instead of hanging
+    capped = itertools.islice(loader, len(loader) + 1)
+    return [tuple(b.copy() for b in batch) for batch in capped]
 
 
 def same(batches_a, batches_b):
@@ -259,7 +270,7 @@ def test_loader_covers_each_sample_once_without_drop_last():
 
 def test_loader_no_shuffle_is_in_order():
     loader = DataLoader(toy(6), batch_size=2, shuffle=False)
-    assert [list(b[1]) for b in loader] == [[0, 1], [2, 3], [4, 5]]
+    assert [list(b[1]) for b in epoch_batches(loader)] == [[0, 1], [2, 3], [4, 5]]
 
 
 def test_loader_resume_mid_epoch_and_across_boundary():
