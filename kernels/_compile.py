@@ -1,0 +1,58 @@
+"""Compiling one work-item body for two targets, and the registry of CUDA kernels.
+
+Every kernel in this package is written as a plain Python *body*: the work for
+one output element (or one channel). Two launchers call it:
+
+* a CPU launcher, ``@cpu_launcher`` (``njit(parallel=True)``), that loops over
+  the work items with ``prange``;
+* a CUDA kernel, ``@cuda_kernel``, one thread per work item.
+
+The body is compiled with ``njit(inline="always")`` for both: a CUDA kernel can
+call an ``njit`` function (numba-cuda compiles it for the device), and this
+needs no GPU to compile to PTX. The CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)
+runs kernels as Python and cannot call ``njit`` code, so there the GPU copy of
+the body is a ``cuda.jit(device=True)`` function instead.
+"""
+
+from numba import config, cuda, float32, float64, njit
+
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+
+FLOAT_TYPES = (float32, float64)
+
+# name -> (CUDA dispatcher, [signature for float32, signature for float64]).
+# The signatures are exactly the argument types the kernel is launched with,
+# so each kernel can be compiled ahead of time (e.g. to PTX) without a GPU.
+CUDA_KERNELS = {}
+
+
+def host_body(f):
+    """The body as called from a CPU launcher."""
+    return njit(inline="always", cache=True)(f)
+
+
+def device_body(f):
+    """The body as called from a CUDA kernel (see the module docstring)."""
+    if SIMULATOR:
+        return cuda.jit(device=True)(f)
+    return host_body(f)
+
+
+def cpu_launcher(f):
+    """A parallel CPU loop over work items; compiled once and cached on disk."""
+    return njit(parallel=True, cache=True)(f)
+
+
+def cuda_kernel(name, signature):
+    """Register ``f`` as CUDA kernel ``name``.
+
+    ``signature(t)`` gives the launch signature for float type ``t``. The kernel
+    itself is compiled lazily, on its first launch, for the types it gets.
+    """
+
+    def register(f):
+        kernel = cuda.jit(f)
+        CUDA_KERNELS[name] = (kernel, [signature(t) for t in FLOAT_TYPES])
+        return kernel
+
+    return register

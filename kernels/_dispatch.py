@@ -1,0 +1,69 @@
+"""The one place that picks CPU or GPU: NumPy arrays run the CPU launcher,
+CuPy arrays run the CUDA kernel. CuPy is imported only when a CuPy array shows up."""
+
+from contextlib import contextmanager
+
+import numpy as np
+from numba import cuda
+
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loop)
+
+_force_cuda = False
+
+
+def _is_cupy(a):
+    return type(a).__module__.partition(".")[0] == "cupy"
+
+
+def array_module(a):
+    """``numpy`` or ``cupy``, whichever ``a`` belongs to."""
+    if _is_cupy(a):
+        import cupy
+
+        return cupy
+    return np
+
+
+def contiguous(a):
+    return array_module(a).ascontiguousarray(a)
+
+
+def empty(like, shape):
+    """An uninitialised array of ``like``'s dtype, on ``like``'s device."""
+    return array_module(like).empty(shape, dtype=like.dtype)
+
+
+def grid(n):
+    """(blocks, threads) for ``n`` independent work items."""
+    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    return max(1, min(blocks, MAX_BLOCKS)), THREADS_PER_BLOCK
+
+
+def run(cpu, gpu, launch, *args):
+    """Run ``cpu(*args)``, or launch ``gpu[launch](*args)`` if the arrays are CuPy's.
+
+    Both launchers take the same arguments; ``launch`` is the (blocks, threads)
+    configuration, used on the GPU only.
+    """
+    on_cupy = any(_is_cupy(a) for a in args)
+    if not (on_cupy or _force_cuda):
+        cpu(*args)
+    elif on_cupy:
+        import cupy
+
+        stream = cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+        gpu[launch + (stream,)](*args)
+    else:
+        gpu[launch](*args)  # host arrays: numba copies them to and from the device
+
+
+@contextmanager
+def forced_cuda():
+    """Run the CUDA kernels even on NumPy arrays (e.g. under the CUDA simulator)."""
+    global _force_cuda
+    previous, _force_cuda = _force_cuda, True
+    try:
+        yield
+    finally:
+        _force_cuda = previous
