@@ -1,0 +1,211 @@
+"""Batch normalisation (training mode) over x of shape (N, C, L).
+
+Channel c has M = N*L values x[:, c, :]. Forward:
+    mean[c]   = sum(x) / M
+    var[c]    = sum((x - mean)^2) / M                (biased; two passes, for accuracy)
+    invstd[c] = 1 / sqrt(var + eps)
+    y         = (x - mean) * invstd * gamma + beta
+Backward, with xhat = (x - mean) * invstd:
+    gbeta[c]  = sum(gy)
+    ggamma[c] = sum(gy * xhat)
+    gx        = gamma * invstd * (gy - gbeta/M - xhat * ggamma/M)
+
+Each direction is two steps: per-channel sums (CPU: one channel per parallel
+iteration; GPU: one block per channel, summed by a shared-memory tree), then an
+elementwise pass. Sums are accumulated in float64, whatever the data type.
+"""
+
+import math
+
+from numba import cuda, float64, prange, void
+
+from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
+from ._dispatch import contiguous, empty, grid, run
+
+REDUCE_THREADS = 256  # threads per block for the per-channel sums (a power of two)
+
+
+# ------------------------------------------------------- per-channel sums ---
+
+
+def _channel_sums(u, v, c, a, b, start, step):
+    """(sum of (u - a), sum of (u - a)*(v - b)) over channel c, in float64.
+
+    Only every step-th value counts, from flat index k = n*L + l = start, so
+    that `step` GPU threads can share a channel (start = thread, step = threads)
+    while the CPU takes it whole (start = 0, step = 1). In row n the indices
+    k = start (mod step) are l = start - n*L (mod step): one modulo per row.
+    """
+    N, _, L = u.shape
+    su = 0.0
+    suv = 0.0
+    for n in range(N):
+        for l in range((start - n * L) % step, L, step):
+            du = u[n, c, l] - a
+            su += du
+            suv += du * (v[n, c, l] - b)
+    return su, suv
+
+
+_channel_sums_cpu = host_body(_channel_sums)
+_channel_sums_gpu = device_body(_channel_sums)
+
+
+def _block_sum(shared, value):
+    """Sum of `value` over the threads of a block: a tree reduction in shared memory.
+
+    Each round the first half of the active threads adds in the second half,
+    so blockDim (a power of two) values take log2(blockDim) rounds.
+    """
+    t = cuda.threadIdx.x
+    shared[t] = value
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            shared[t] += shared[t + half]
+        cuda.syncthreads()
+        half //= 2
+    total = shared[0]
+    cuda.syncthreads()  # all threads have read shared[0] before it is reused
+    return total
+
+
+_block_sum = device_body(_block_sum)
+
+
+@cpu_launcher
+def _stats_cpu(x, eps, mean, invstd):
+    N, C, L = x.shape
+    for c in prange(C):
+        total, _ = _channel_sums_cpu(x, x, c, 0.0, 0.0, 0, 1)
+        m = total / (N * L)
+        _, squares = _channel_sums_cpu(x, x, c, m, m, 0, 1)
+        mean[c] = m
+        invstd[c] = 1 / math.sqrt(squares / (N * L) + eps)
+
+
+@cuda_kernel("batch_norm_stats", lambda f: void(f[:, :, ::1], f, f[::1], f[::1]))
+def _stats_cuda(x, eps, mean, invstd):
+    # Block c sums channel c; thread t takes every blockDim-th value.
+    N, _, L = x.shape
+    c, t = cuda.blockIdx.x, cuda.threadIdx.x
+    shared = cuda.shared.array(REDUCE_THREADS, float64)
+    total, _ = _channel_sums_gpu(x, x, c, 0.0, 0.0, t, cuda.blockDim.x)
+    m = _block_sum(shared, total) / (N * L)
+    _, squares = _channel_sums_gpu(x, x, c, m, m, t, cuda.blockDim.x)
+    var = _block_sum(shared, squares) / (N * L)
+    if t == 0:
+        mean[c] = m
+        invstd[c] = 1 / math.sqrt(var + eps)
+
+
+@cpu_launcher
+def _grad_sums_cpu(gy, x, mean, invstd, gbeta, ggamma):
+    for c in prange(x.shape[1]):
+        gbeta[c], gy_dx = _channel_sums_cpu(gy, x, c, 0.0, mean[c], 0, 1)
+        ggamma[c] = gy_dx * invstd[c]
+
+
+@cuda_kernel(
+    "batch_norm_grad_sums",
+    lambda f: void(f[:, :, ::1], f[:, :, ::1], f[::1], f[::1], f[::1], f[::1]),
+)
+def _grad_sums_cuda(gy, x, mean, invstd, gbeta, ggamma):
+    c, t = cuda.blockIdx.x, cuda.threadIdx.x
+    shared = cuda.shared.array(REDUCE_THREADS, float64)
+    sum_gy, sum_gy_dx = _channel_sums_gpu(gy, x, c, 0.0, mean[c], t, cuda.blockDim.x)
+    sum_gy = _block_sum(shared, sum_gy)
+    sum_gy_dx = _block_sum(shared, sum_gy_dx)
+    if t == 0:
+        gbeta[c] = sum_gy
+        ggamma[c] = sum_gy_dx * invstd[c]
+
+
+# ------------------------------------------------------ elementwise passes ---
+
+
+def _normalize_value(x, gamma, beta, mean, invstd, y, n, c, l):
+    y[n, c, l] = (x[n, c, l] - mean[c]) * invstd[c] * gamma[c] + beta[c]
+
+
+def _input_grad_value(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l):
+    M = x.shape[0] * x.shape[2]
+    xhat = (x[n, c, l] - mean[c]) * invstd[c]
+    gx[n, c, l] = gamma[c] * invstd[c] * (gy[n, c, l] - gbeta[c] / M - xhat * ggamma[c] / M)
+
+
+_normalize_value_cpu = host_body(_normalize_value)
+_normalize_value_gpu = device_body(_normalize_value)
+_input_grad_value_cpu = host_body(_input_grad_value)
+_input_grad_value_gpu = device_body(_input_grad_value)
+
+# CPU: one (n, c) row per parallel iteration. GPU: one thread per value, in
+# memory order: flat index e = (n*C + c)*L + l.
+
+
+@cpu_launcher
+def _normalize_cpu(x, gamma, beta, mean, invstd, y):
+    N, C, L = x.shape
+    for row in prange(N * C):
+        n, c = row // C, row % C
+        for l in range(L):
+            _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, l)
+
+
+@cuda_kernel(
+    "batch_norm_normalize",
+    lambda f: void(f[:, :, ::1], f[::1], f[::1], f[::1], f[::1], f[:, :, ::1]),
+)
+def _normalize_cuda(x, gamma, beta, mean, invstd, y):
+    _, C, L = x.shape
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        n, c, l = e // (C * L), e // L % C, e % L
+        _normalize_value_gpu(x, gamma, beta, mean, invstd, y, n, c, l)
+
+
+@cpu_launcher
+def _input_grad_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
+    N, C, L = x.shape
+    for row in prange(N * C):
+        n, c = row // C, row % C
+        for l in range(L):
+            _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l)
+
+
+@cuda_kernel(
+    "batch_norm_input_grad",
+    lambda f: void(f[:, :, ::1], f[:, :, ::1], *[f[::1]] * 5, f[:, :, ::1]),
+)
+def _input_grad_cuda(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
+    _, C, L = x.shape
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        n, c, l = e // (C * L), e // L % C, e % L
+        _input_grad_value_gpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l)
+
+
+# ---------------------------------------------------------------- public ---
+
+
+def batch_norm_forward(x, gamma, beta, eps):
+    """x (N, C, L), gamma and beta (C,) -> (y, mean, invstd)."""
+    x, gamma, beta = contiguous(x), contiguous(gamma), contiguous(beta)
+    C = x.shape[1]
+    mean, invstd, y = empty(x, (C,)), empty(x, (C,)), empty(x, x.shape)
+    run(_stats_cpu, _stats_cuda, (C, REDUCE_THREADS), x, x.dtype.type(eps), mean, invstd)
+    run(_normalize_cpu, _normalize_cuda, grid(x.size), x, gamma, beta, mean, invstd, y)
+    return y, mean, invstd
+
+
+def batch_norm_backward(gy, x, mean, invstd, gamma):
+    """Gradients (gx, ggamma, gbeta) of batch_norm_forward; see the module docstring."""
+    gy, x = contiguous(gy), contiguous(x)
+    mean, invstd, gamma = contiguous(mean), contiguous(invstd), contiguous(gamma)
+    C = x.shape[1]
+    gbeta, ggamma, gx = empty(x, (C,)), empty(x, (C,)), empty(x, x.shape)
+    run(_grad_sums_cpu, _grad_sums_cuda, (C, REDUCE_THREADS), gy, x, mean, invstd, gbeta, ggamma)
+    run(
+        _input_grad_cpu, _input_grad_cuda, grid(x.size),
+        gy, x, gamma, mean, invstd, gbeta, ggamma, gx,
+    )
+    return gx, ggamma, gbeta
