@@ -1,0 +1,218 @@
+"""CPU kernels against plain NumPy references written for clarity, not speed."""
+
+import numpy as np
+import pytest
+
+import kernels
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+# ------------------------------------------------------------ references ---
+
+
+def out_size(size, k, s, p):
+    return (size + 2 * p - k) // s + 1
+
+
+def ref_im2col(x, kh, kw, sh, sw, ph, pw):
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.empty((C, kh, kw, N, OH, OW), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
+            cols[:, i, j] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(C * kh * kw, N * OH * OW)
+
+
+def ref_col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw):
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    cols = cols.reshape(C, kh, kw, N, OH, OW)
+    padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
+            window += cols[:, i, j].transpose(1, 0, 2, 3)
+    return padded[:, :, ph : ph + H, pw : pw + W]
+
+
+def ref_batch_norm_forward(x, gamma, beta, eps):
+    mean = x.mean(axis=(0, 2))
+    var = x.var(axis=(0, 2))
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean[:, None]) * invstd[:, None]
+    return xhat * gamma[:, None] + beta[:, None], mean, invstd
+
+
+def ref_batch_norm_backward(gy, x, mean, invstd, gamma):
+    M = x.shape[0] * x.shape[2]
+    xhat = (x - mean[:, None]) * invstd[:, None]
+    gbeta = gy.sum(axis=(0, 2))
+    ggamma = (gy * xhat).sum(axis=(0, 2))
+    gx = (gamma * invstd)[:, None] * (gy - gbeta[:, None] / M - xhat * ggamma[:, None] / M)
+    return gx, ggamma, gbeta
+
+
+# --------------------------------------------------------------- im2col ---
+
+
+def conv_configs(count, seed=0):
+    """Random (N, C, H, W, kh, kw, sh, sw, ph, pw) with at least one output pixel."""
+    rng = np.random.default_rng(seed)
+    configs = [
+        (1, 1, 1, 1, 1, 1, 1, 1, 0, 0),  # a single pixel
+        (1, 1, 5, 7, 1, 1, 3, 2, 0, 0),  # 1x1 taps that skip pixels
+        (2, 3, 4, 4, 5, 5, 1, 1, 2, 2),  # kernel larger than the input
+        (1, 2, 6, 5, 2, 3, 3, 1, 2, 1),  # padding as large as the kernel
+    ]
+    while len(configs) < count:
+        N, C = rng.integers(1, 4, size=2)
+        H, W = rng.integers(1, 10, size=2)
+        kh, kw = rng.integers(1, 6, size=2)
+        sh, sw = rng.integers(1, 4, size=2)
+        ph, pw = rng.integers(0, 3, size=2)
+        if H + 2 * ph >= kh and W + 2 * pw >= kw:
+            configs.append(tuple(int(v) for v in (N, C, H, W, kh, kw, sh, sw, ph, pw)))
+    return configs
+
+
+CONV_CONFIGS = conv_configs(40)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
+def test_im2col_matches_reference(config, dtype):
+    N, C, H, W, *geometry = config
+    x = np.random.default_rng(1).standard_normal((N, C, H, W)).astype(dtype)
+    cols = kernels.im2col(x, *geometry)
+    assert cols.dtype == dtype and cols.flags.c_contiguous
+    np.testing.assert_array_equal(cols, ref_im2col(x, *geometry))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
+def test_col2im_matches_reference(config, dtype):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = config
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    cols = np.random.default_rng(2).standard_normal((C * kh * kw, N * OH * OW)).astype(dtype)
+    x = kernels.col2im(cols, *config)
+    assert x.shape == (N, C, H, W) and x.dtype == dtype
+    np.testing.assert_allclose(x, ref_col2im(cols, *config), **TOL[dtype])
+
+
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
+def test_col2im_is_the_adjoint_of_im2col(config):
+    # <col2im(c), x> == <c, im2col(x)> for all x and c.
+    N, C, H, W, kh, kw, sh, sw, ph, pw = config
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, C, H, W))
+    c = rng.standard_normal((C * kh * kw, N * out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw)))
+    lhs = np.vdot(kernels.col2im(c, *config), x)
+    rhs = np.vdot(c, kernels.im2col(x, kh, kw, sh, sw, ph, pw))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+def test_im2col_accepts_non_contiguous_input():
+    x = np.random.default_rng(4).standard_normal((3, 2, 5, 4)).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(kernels.im2col(x, 3, 2, 1, 2, 1, 0), ref_im2col(x, 3, 2, 1, 2, 1, 0))
+
+
+# ----------------------------------------------------------- batch norm ---
+
+BN_SHAPES = [(1, 1, 1), (2, 1, 1), (4, 3, 1), (1, 2, 9), (3, 5, 7), (8, 4, 33)]
+
+
+def bn_inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    gamma = rng.standard_normal(C).astype(dtype)
+    beta = rng.standard_normal(C).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    return x, gamma, beta, gy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_forward_matches_reference(shape, dtype):
+    x, gamma, beta, _ = bn_inputs(shape, dtype)
+    got = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
+    want = ref_batch_norm_forward(x.astype(np.float64), gamma, beta, 1e-5)
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_backward_matches_reference(shape, dtype):
+    x, gamma, beta, gy = bn_inputs(shape, dtype)
+    _, mean, invstd = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
+    got = kernels.batch_norm_backward(gy, x, mean, invstd, gamma)
+    want = ref_batch_norm_backward(*(a.astype(np.float64) for a in (gy, x, mean, invstd, gamma)))
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 10)
+
+
+def test_batch_norm_float32_statistics_survive_a_large_offset():
+    # Float64 accumulation and a two-pass variance keep float32 statistics
+    # accurate where a one-pass E[x^2] - E[x]^2 in float32 would not be.
+    x64 = 1e4 + np.random.default_rng(5).standard_normal((16, 2, 64))
+    x = x64.astype(np.float32)
+    _, mean, invstd = kernels.batch_norm_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 1e-5)
+    _, want_mean, want_invstd = ref_batch_norm_forward(x.astype(np.float64), np.ones(2), np.zeros(2), 1e-5)
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-7)
+    np.testing.assert_allclose(invstd, want_invstd, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 4), (5, 3, 1)], ids=str)
+def test_batch_norm_backward_matches_finite_differences(shape):
+    x, gamma, beta, gy = bn_inputs(shape, np.float64, seed=6)
+    eps, h = 1e-3, 1e-6
+
+    def loss(x, gamma, beta):  # d loss / d y = gy
+        return np.vdot(kernels.batch_norm_forward(x, gamma, beta, eps)[0], gy)
+
+    def numeric_grad(arg):
+        args = [x, gamma, beta]
+        grad = np.zeros_like(args[arg])
+        for k in np.ndindex(grad.shape):
+            plus = [a.copy() for a in args]
+            minus = [a.copy() for a in args]
+            plus[arg][k] += h
+            minus[arg][k] -= h
+            grad[k] = (loss(*plus) - loss(*minus)) / (2 * h)
+        return grad
+
+    _, mean, invstd = kernels.batch_norm_forward(x, gamma, beta, eps)
+    gx, ggamma, gbeta = kernels.batch_norm_backward(gy, x, mean, invstd, gamma)
+    np.testing.assert_allclose(gx, numeric_grad(0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ggamma, numeric_grad(1), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(gbeta, numeric_grad(2), rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------- leaky relu ---
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 4), (2, 3, 4, 5), (1000,)], ids=str)
+def test_leaky_relu(shape, dtype):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[0] = 0  # the kink goes to the negative side
+    gy = rng.standard_normal(shape).astype(dtype)
+    slope = 0.2
+    y = kernels.leaky_relu_forward(x, slope)
+    gx = kernels.leaky_relu_backward(x, gy, slope)
+    assert y.shape == gx.shape == shape and y.dtype == gx.dtype == dtype
+    np.testing.assert_array_equal(y, np.where(x > 0, x, dtype(slope) * x))
+    np.testing.assert_array_equal(gx, np.where(x > 0, gy, dtype(slope) * gy))
+
+
+def test_leaky_relu_accepts_non_contiguous_input():
+    x = np.random.default_rng(8).standard_normal((4, 6)).T
+    np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.1), np.where(x > 0, x, 0.1 * x))
