@@ -1,0 +1,102 @@
+"""Every CUDA kernel, run by Numba's CUDA simulator on host arrays, equals the CPU kernel.
+
+The simulator must be switched on before numba is first imported, so this file
+runs in a pytest process of its own:
+
+    NUMBA_ENABLE_CUDASIM=1 pytest -q tests/test_kernels_cudasim.py
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip(
+        "needs the CUDA simulator: NUMBA_ENABLE_CUDASIM=1 pytest -q tests/test_kernels_cudasim.py",
+        allow_module_level=True,
+    )
+
+import kernels  # noqa: E402
+from kernels import _dispatch  # noqa: E402
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+# Which registered kernels each public function launches; checked below to
+# cover the whole registry.
+LAUNCHES = {
+    "im2col": ["im2col"],
+    "col2im": ["col2im"],
+    "batch_norm": ["batch_norm_stats", "batch_norm_normalize", "batch_norm_grad_sums", "batch_norm_input_grad"],
+    "leaky_relu": ["leaky_relu_gate"],
+}
+
+
+@pytest.fixture(autouse=True)
+def small_grid(monkeypatch):
+    # The simulator runs every thread as a Python thread: keep blocks small, and
+    # cap them so that each thread of the grid-stride loops takes several items.
+    monkeypatch.setattr(_dispatch, "THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(_dispatch, "MAX_BLOCKS", 2)
+
+
+def on_cpu_and_cuda(f, *args):
+    """(CPU result, simulated CUDA result) of kernels.f(*args)."""
+    cpu = f(*args)
+    with _dispatch.forced_cuda():
+        gpu = f(*args)
+    return cpu, gpu
+
+
+def assert_same(cpu, gpu, dtype):
+    for c, g in zip(cpu, gpu) if isinstance(cpu, tuple) else [(cpu, gpu)]:
+        assert g.dtype == c.dtype == dtype and g.shape == c.shape
+        np.testing.assert_allclose(g, c, **TOL[dtype])
+
+
+def test_every_registered_kernel_is_covered():
+    assert sorted(sum(LAUNCHES.values(), [])) == sorted(kernels.CUDA_KERNELS)
+
+
+def test_kernels_run_on_the_simulator():
+    kernel, _ = kernels.CUDA_KERNELS["im2col"]
+    assert type(kernel).__module__.startswith("numba.cuda.simulator")
+
+
+CONV_CONFIGS = [
+    # (N, C, H, W, kh, kw, sh, sw, ph, pw)
+    (1, 1, 5, 4, 3, 3, 1, 1, 1, 1),
+    (2, 2, 5, 6, 2, 3, 2, 3, 0, 2),
+    (1, 3, 4, 3, 5, 1, 3, 2, 2, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
+def test_im2col_and_col2im(config, dtype):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = config
+    x = np.random.default_rng(0).standard_normal((N, C, H, W)).astype(dtype)
+    cols_cpu, cols_gpu = on_cpu_and_cuda(kernels.im2col, x, kh, kw, sh, sw, ph, pw)
+    assert_same(cols_cpu, cols_gpu, dtype)
+    assert_same(*on_cpu_and_cuda(kernels.col2im, cols_cpu, *config), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 5), (3, 2, 100)], ids=str)
+def test_batch_norm(shape, dtype):
+    rng = np.random.default_rng(1)
+    x, gy = (rng.standard_normal(shape).astype(dtype) + 1 for _ in range(2))
+    gamma, beta = (rng.standard_normal(shape[1]).astype(dtype) for _ in range(2))
+    cpu, gpu = on_cpu_and_cuda(kernels.batch_norm_forward, x, gamma, beta, 1e-5)
+    assert_same(cpu, gpu, dtype)
+    _, mean, invstd = cpu
+    assert_same(*on_cpu_and_cuda(kernels.batch_norm_backward, gy, x, mean, invstd, gamma), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu(dtype):
+    rng = np.random.default_rng(2)
+    x, gy = (rng.standard_normal((3, 50)).astype(dtype) for _ in range(2))
+    assert_same(*on_cpu_and_cuda(kernels.leaky_relu_forward, x, 0.2), dtype)
+    assert_same(*on_cpu_and_cuda(kernels.leaky_relu_backward, x, gy, 0.2), dtype)
