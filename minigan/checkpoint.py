@@ -1,0 +1,88 @@
+"""Checkpoints: one ``.npz`` file of arrays plus a JSON document, never a pickle.
+
+Loading uses ``allow_pickle=False``, so a checkpoint can never run code. Writing
+is atomic: the file is written under a temporary name in the same folder, flushed
+to disk, then renamed over the old one, so a crash at any moment leaves either the
+previous checkpoint or the new one, never half of one.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+META_KEY = "__meta__.json"  # the JSON document, stored as a uint8 array
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def flatten(tree, prefix=""):
+    """{"G": {"0.weight": a}} -> {"G/0.weight": a}: nested dicts of arrays to flat keys."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat):
+    tree = {}
+    for name, value in flat.items():
+        *path, leaf = name.split("/")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def save_checkpoint(path, arrays, meta):
+    """Atomically write ``arrays`` (a nested dict of NumPy arrays) and ``meta`` (JSON-able)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    flat = {k: np.asarray(v) for k, v in flatten(arrays).items()}
+    flat[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **flat)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path):
+    """(arrays, meta) from a checkpoint; a clear CheckpointError for anything else."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            flat = {k: archive[k] for k in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(
+            f"{path!r} is not a readable minigan checkpoint (truncated or corrupt .npz: {e})"
+        ) from None
+    if META_KEY not in flat:
+        raise CheckpointError(f"{path!r} is an .npz file but not a minigan checkpoint (it has no {META_KEY})")
+    try:
+        meta = json.loads(flat.pop(META_KEY).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path!r}: its metadata is corrupt ({e})") from None
+    return unflatten(flat), meta

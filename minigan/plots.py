@@ -1,0 +1,54 @@
+"""Pictures: sample grids and loss curves (matplotlib's Agg backend, no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(images, nrow=8, pad=2):
+    """Tile (N, 1, H, W) images in [-1, 1] into one (rows·(H+pad), nrow·(W+pad)) array in [0, 1]."""
+    images = np.asarray(images, dtype=np.float32)
+    n, _, h, w = images.shape
+    ncol = nrow
+    nrows = -(-n // ncol)
+    grid = np.ones((nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    pixels = (np.clip(images[:, 0], -1, 1) + 1) / 2  # tanh range [-1, 1] -> [0, 1]
+    for k in range(n):
+        r, c = divmod(k, ncol)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pixels[k]
+    return grid
+
+
+def save_grid(images, path, nrow=8, title=None):
+    """Save images in [-1, 1] as one PNG grid (black digits' background, white strokes)."""
+    grid = image_grid(images, nrow)
+    fig = plt.figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.3 if title else 0)), dpi=100)
+    ax = fig.add_axes([0, 0, 1, grid.shape[0] / (grid.shape[0] + (12 if title else 0))])
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8, y=0.995)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_losses(history, path):
+    """Loss and D-output curves from a list of per-step dicts with loss_d, loss_g, d_real, d_fake."""
+    steps = np.arange(1, len(history) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, label in (("loss_d", "loss D"), ("loss_g", "loss G")):
+        ax1.plot(steps, [h[key] for h in history], label=label, lw=0.8)
+    ax1.set_xlabel("step")
+    ax1.set_title("losses")
+    ax1.legend()
+    for key, label in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
+        ax2.plot(steps, [h[key] for h in history], label=label, lw=0.8)
+    ax2.set_xlabel("step")
+    ax2.set_ylim(0, 1)
+    ax2.set_title("discriminator outputs (probabilities)")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
