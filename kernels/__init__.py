@@ -6,7 +6,7 @@ CPU loop and into a CUDA kernel; the array type picks which one runs.
 
 from ._compile import CUDA_KERNELS
 from .batch_norm import batch_norm_backward, batch_norm_forward
-from .im2col import col2im, im2col
+from .conv import col2im, im2col
 from .leaky_relu import leaky_relu_backward, leaky_relu_forward
 
 __all__ = [
