@@ -46,3 +46,37 @@ def test_compiles_to_ptx(name, signature, cc):
 def test_every_kernel_is_registered_for_both_float_types():
     for name, (_, signatures) in kernels.CUDA_KERNELS.items():
         assert [str(s.args[0].dtype) for s in signatures] == ["float32", "float64"], name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_registered_signatures_are_the_launch_signatures(monkeypatch, dtype):
+    # Record the argument types of every launch (made here on the CPU path; a
+    # CuPy array of the same shape, dtype and layout types the same) and check
+    # that they are exactly a registered signature of the kernel.
+    import numpy as np
+    from numba import typeof
+
+    from kernels import _dispatch
+
+    launched = {}
+    run = _dispatch.run
+
+    def recording_run(cpu, gpu, launch, *args):
+        launched[gpu] = tuple(typeof(a) for a in args)
+        run(cpu, gpu, launch, *args)
+
+    for module in ("conv", "batch_norm", "leaky_relu"):
+        monkeypatch.setattr(f"kernels.{module}.run", recording_run)
+
+    x = np.ones((2, 3, 4, 5), dtype)
+    cols = kernels.im2col(x, 3, 3, 1, 1, 1, 1)
+    kernels.col2im(cols, 2, 3, 4, 5, 3, 3, 1, 1, 1, 1)
+    x3, g = x.reshape(2, 3, 20), np.ones(3, dtype)
+    y, mean, invstd = kernels.batch_norm_forward(x3, g, g, 1e-5)
+    kernels.batch_norm_backward(y, x3, mean, invstd, g)
+    kernels.leaky_relu_backward(x, kernels.leaky_relu_forward(x, 0.2), 0.2)
+
+    registered = {kernel: sigs for kernel, sigs in kernels.CUDA_KERNELS.values()}
+    assert set(launched) == set(registered)
+    for kernel, types in launched.items():
+        assert types in [s.args for s in registered[kernel]], kernel.py_func.__name__
