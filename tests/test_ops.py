@@ -1,0 +1,326 @@
+"""Every op's forward value against NumPy, its error messages, and its gradient
+against finite differences (float64, central differences)."""
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan.nn import functional as F
+
+rng = np.random.default_rng(1234)
+
+
+def t(values, requires_grad=False):
+    return mg.tensor(np.asarray(values, dtype=np.float64), requires_grad=requires_grad)
+
+
+def randn(*shape):
+    return rng.standard_normal(shape)
+
+
+def close(tensor, expected, rtol=1e-12, atol=0.0):
+    np.testing.assert_allclose(tensor.numpy(), expected, rtol=rtol, atol=atol)
+
+
+# --- arithmetic --------------------------------------------------------------------
+@pytest.mark.parametrize("shape_a, shape_b", [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 2))])
+def test_arithmetic_matches_numpy(shape_a, shape_b):
+    a, b = randn(*shape_a), np.abs(randn(*shape_b)) + 0.5
+    A, B = t(a), t(b)
+    close(A + B, a + b)
+    close(A - B, a - b)
+    close(A * B, a * b)
+    close(A / B, a / b)
+    close(-A, -a)
+    close(B**A, b**a)
+
+
+def test_python_scalars_on_either_side():
+    a = np.array([0.5, 2.0, -4.0])
+    A = t(a)
+    close(2 - A, 2 - a)
+    close(A - 2, a - 2)
+    close(1 / A, 1 / a)
+    close(A / 4, a / 4)
+    close(A**2, a**2)
+    close(3 * A, 3 * a)
+    close(A + 1, a + 1)
+    close(1 + A, 1 + a)
+    close(2**A, 2**a)
+    close(np.array([1.0, 2.0, 3.0]) * A, np.array([1.0, 2.0, 3.0]) * a)
+
+
+def test_reversed_scalar_ops_have_the_right_gradient():
+    # d(2 - x)/dx = -1;  d(1/x)/dx = -1/x²;  d(x²)/dx = 2x
+    x = t([0.5, -2.0], requires_grad=True)
+    ((2 - x) + (1 / x) + x**2).sum().backward()
+    np.testing.assert_allclose(x.grad, -1 - 1 / x.data**2 + 2 * x.data)
+
+
+# --- matmul --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((1, 3, 4), (2, 4, 2))],
+)
+def test_matmul_matches_numpy(shape_a, shape_b):
+    a, b = randn(*shape_a), randn(*shape_b)
+    close(t(a) @ t(b), a @ b)
+    close(t(a).matmul(t(b)), a @ b)
+
+
+def test_matmul_shape_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 2\)"):
+        t(randn(3, 4)) @ t(randn(5, 2))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        t(randn(3)) @ t(randn(3, 2))
+
+
+def test_linear_matches_numpy():
+    x, w, b = randn(4, 3), randn(2, 3), randn(2)
+    close(F.linear(t(x), t(w), t(b)), x @ w.T + b)
+    close(F.linear(t(x), t(w)), x @ w.T)
+
+
+# --- elementwise functions --------------------------------------------------------------
+def test_smooth_functions_match_numpy():
+    x = randn(3, 4)
+    X = t(x)
+    close(X.exp(), np.exp(x))
+    close(t(np.abs(x)).log(), np.log(np.abs(x)))
+    close(X.tanh(), np.tanh(x))
+    close(X.sigmoid(), 1 / (1 + np.exp(-x)), rtol=1e-14)
+    close(t(np.abs(x)).sqrt(), np.sqrt(np.abs(x)))
+    close(X.abs(), np.abs(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_stable_at_huge_inputs(dtype):
+    x = mg.tensor(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = x.sigmoid().numpy()
+    assert y.dtype == dtype
+    assert y[0] == 0.0 and y[-1] == 1.0  # the exact limits
+    assert y[2] == 0.5
+    # σ(-50) = e⁻⁵⁰/(1 + e⁻⁵⁰) ≈ 2e-22 is tiny but not rounded to 0; σ(50) rounds to 1.
+    np.testing.assert_allclose(y[1], np.exp(-50) / (1 + np.exp(-50)), rtol=1e-6)
+    assert y[3] == 1.0
+
+
+def test_piecewise_linear_functions_match_numpy():
+    x = np.array([[-2.0, -0.5, 0.25], [0.75, 3.0, -0.01]])
+    X = t(x)
+    close(F.relu(X), np.maximum(x, 0))
+    close(X.relu(), np.maximum(x, 0))
+    close(F.leaky_relu(X, 0.2), np.where(x > 0, x, 0.2 * x))
+    close(F.leaky_relu(X), np.where(x > 0, x, 0.01 * x))  # PyTorch's default slope
+    close(X.clamp(-0.5, 0.5), np.clip(x, -0.5, 0.5))
+    close(X.clamp(min=0.0), np.clip(x, 0.0, None))
+    close(X.clamp(max=0.0), np.clip(x, None, 0.0))
+
+
+def test_piecewise_linear_gradients_are_masks():
+    # relu' = [x > 0]; leaky' = 1 or slope; clamp' = 1 inside the interval, else 0
+    x = np.array([-2.0, -0.5, 0.25, 3.0])
+    for fn, slope in [(F.relu, np.where(x > 0, 1.0, 0.0)),
+                      (lambda a: F.leaky_relu(a, 0.1), np.where(x > 0, 1.0, 0.1)),
+                      (lambda a: a.clamp(-1.0, 1.0), np.array([0.0, 1.0, 1.0, 0.0]))]:
+        X = t(x, requires_grad=True)
+        fn(X).sum().backward()
+        np.testing.assert_array_equal(X.grad, slope)
+
+
+# --- reductions ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 2)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_sum_and_mean_match_numpy(dim, keepdim):
+    x = randn(2, 3, 4)
+    close(t(x).sum(dim, keepdim=keepdim), x.sum(axis=dim, keepdims=keepdim))
+    close(t(x).mean(dim, keepdim=keepdim), x.mean(axis=dim, keepdims=keepdim), rtol=1e-14)
+
+
+def test_sum_rejects_out_of_range_axis():
+    with pytest.raises(IndexError, match="out of range"):
+        t(randn(2, 3)).sum(2)
+
+
+# --- shapes ------------------------------------------------------------------------------
+def test_reshape_including_minus_one():
+    x = randn(2, 3, 4)
+    close(t(x).reshape(6, 4), x.reshape(6, 4))
+    close(t(x).reshape(-1, 2), x.reshape(-1, 2))
+    close(t(x).reshape((4, -1)), x.reshape(4, -1))
+    close(t(x).view(24), x.reshape(24))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (-1, 5), (-1, -1), (0, -1)])
+def test_bad_reshape_raises(shape):
+    with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3, 4\) \(24 elements\)"):
+        t(randn(2, 3, 4)).reshape(*shape)
+
+
+def test_permute_transpose_and_T():
+    x = randn(2, 3, 4)
+    close(t(x).permute(2, 0, 1), x.transpose(2, 0, 1))
+    close(t(x).permute((1, 2, 0)), x.transpose(1, 2, 0))
+    close(t(x).transpose(0, 2), x.swapaxes(0, 2))
+    close(t(x).transpose(-1, -2), x.swapaxes(-1, -2))
+    close(t(x).T, x.T)
+    with pytest.raises(ValueError, match="not a permutation"):
+        t(x).permute(0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [1, -1, slice(1, 3), (slice(None), 2), (Ellipsis, 0), (slice(None, None, 2), slice(1, None)), (None, 0)],
+    ids=["int", "negative int", "slice", "column", "ellipsis", "steps", "new axis"],
+)
+def test_slicing_matches_numpy(index):
+    x = randn(4, 5)
+    close(t(x)[index], x[index])
+
+
+def test_slice_gradient_is_zero_outside_the_slice():
+    # L = sum(x[1:3, ::2]): dL/dx is 1 on the picked elements, 0 elsewhere.
+    x = t(randn(4, 5), requires_grad=True)
+    x[1:3, ::2].sum().backward()
+    expected = np.zeros((4, 5))
+    expected[1:3, ::2] = 1.0
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_fancy_indexing_is_refused():
+    with pytest.raises(TypeError, match="supports ints, slices"):
+        t(randn(4))[np.array([0, 0])]
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cat_matches_numpy(dim):
+    a, b = randn(2, 3), randn(2, 3)
+    close(mg.cat([t(a), t(b)], dim=dim), np.concatenate([a, b], axis=dim))
+
+
+def test_cat_of_different_sizes_and_its_error():
+    a, b = randn(2, 3), randn(4, 3)
+    close(mg.cat([t(a), t(b)]), np.concatenate([a, b]))
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 3\) differ outside dimension 1"):
+        mg.cat([t(a), t(b)], dim=1)
+
+
+def test_flatten():
+    x = randn(2, 3, 4, 5)
+    close(t(x).flatten(), x.reshape(2, 60))  # start_dim=1 by default, as in nn.Flatten
+    close(t(x).flatten(0), x.reshape(120))
+    close(t(x).flatten(1, 2), x.reshape(2, 12, 5))
+
+
+# --- losses ------------------------------------------------------------------------------
+def bce_by_formula(x, target):
+    """-[t·log σ(x) + (1 - t)·log(1 - σ(x))], straight from the definition."""
+    s = 1 / (1 + np.exp(-x))
+    return -(target * np.log(s) + (1 - target) * np.log(1 - s))
+
+
+@pytest.mark.parametrize("target", [0.0, 0.9, 1.0])
+def test_bce_with_logits_matches_the_formula(target):
+    x = np.linspace(-6, 6, 9).reshape(9, 1)
+    tg = np.full_like(x, target)
+    close(F.binary_cross_entropy_with_logits(t(x), t(tg), reduction="none"), bce_by_formula(x, tg), rtol=1e-10)
+    close(F.binary_cross_entropy_with_logits(t(x), t(tg)), bce_by_formula(x, tg).mean(), rtol=1e-10)
+    close(F.binary_cross_entropy_with_logits(t(x), t(tg), reduction="sum"), bce_by_formula(x, tg).sum(), rtol=1e-10)
+
+
+def test_bce_with_logits_stays_finite_at_huge_logits():
+    # At x = +1000: log σ(x) = 0 and log(1 - σ(x)) = -1000, so with target 0.9 the
+    # loss is 0.1·1000 = 100. At x = -1000 it is 0.9·1000 = 900.
+    # The gradient σ(x) - t is 1 - 0.9 = 0.1 and 0 - 0.9 = -0.9.
+    x = t([1000.0, -1000.0], requires_grad=True)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss = F.binary_cross_entropy_with_logits(x, t([0.9, 0.9]), reduction="sum")
+        loss.backward()
+    close(loss, 1000.0)
+    np.testing.assert_allclose(x.grad, [0.1, -0.9], rtol=1e-12)
+
+
+def test_binary_cross_entropy_matches_formula_and_clamps_at_minus_100():
+    p = np.array([0.1, 0.5, 0.8])
+    tg = np.array([0.0, 0.9, 1.0])
+    expected = -(tg * np.log(p) + (1 - tg) * np.log(1 - p))
+    close(F.binary_cross_entropy(t(p), t(tg), reduction="none"), expected)
+    # p = 0 (or 1) makes a log infinite; each log is clamped at -100.
+    with np.errstate(divide="ignore"):
+        at_edges = F.binary_cross_entropy(t([0.0, 1.0, 0.0]), t([1.0, 0.0, 0.5]), reduction="none")
+    close(at_edges, [100.0, 100.0, 50.0])
+
+
+def test_mse_loss():
+    a, b = randn(3, 4), randn(3, 4)
+    close(F.mse_loss(t(a), t(b)), ((a - b) ** 2).mean(), rtol=1e-14)
+    close(F.mse_loss(t(a), t(b), reduction="sum"), ((a - b) ** 2).sum(), rtol=1e-14)
+    close(F.mse_loss(t(a), t(b), reduction="none"), (a - b) ** 2)
+
+
+@pytest.mark.parametrize("loss", [F.binary_cross_entropy_with_logits, F.binary_cross_entropy, F.mse_loss])
+def test_losses_reject_mismatched_shapes_and_bad_reduction(loss):
+    with pytest.raises(ValueError, match=r"input of shape \(4, 1\) and target of shape \(4,\) differ"):
+        loss(t(np.full((4, 1), 0.5)), t(np.full(4, 0.5)))
+    with pytest.raises(ValueError, match="reduction must be"):
+        loss(t(np.full(4, 0.5)), t(np.full(4, 0.5)), reduction="avg")
+
+
+# --- gradients against finite differences ----------------------------------------------------
+def positive(x):
+    return x * x + 0.5  # keeps log, sqrt, pow and div away from 0
+
+
+GRAD_CASES = {
+    "add (3,4)+(4,)": (lambda a, b: a + b, [(3, 4), (4,)]),
+    "add (2,3)+()": (lambda a, b: a + b, [(2, 3), ()]),
+    "sub (3,1)-(1,4)": (lambda a, b: a - b, [(3, 1), (1, 4)]),
+    "sub (4,)-(2,3,4)": (lambda a, b: a - b, [(4,), (2, 3, 4)]),
+    "mul (2,3,4)*(3,1)": (lambda a, b: a * b, [(2, 3, 4), (3, 1)]),
+    "mul (2,1,4)*(3,1)": (lambda a, b: a * b, [(2, 1, 4), (3, 1)]),
+    "div (3,4)/(4,)": (lambda a, b: a / positive(b), [(3, 4), (4,)]),
+    "div ()/(2,3)": (lambda a, b: a / positive(b), [(), (2, 3)]),
+    "neg": (lambda a: -a, [(3, 4)]),
+    "pow scalar exponent": (lambda a: positive(a) ** 2.5, [(3, 4)]),
+    "pow (3,4)**(4,)": (lambda a, b: positive(a) ** b, [(3, 4), (4,)]),
+    "rsub and rtruediv": (lambda a: (2 - a) * (1 / positive(a)), [(3,)]),
+    "matmul": (lambda a, b: a @ b, [(3, 4), (4, 2)]),
+    "matmul batched": (lambda a, b: a @ b, [(2, 3, 4), (2, 4, 2)]),
+    "matmul batch broadcast": (lambda a, b: a @ b, [(3, 4), (2, 4, 2)]),
+    "linear": (lambda x, w, b: F.linear(x, w, b), [(4, 3), (2, 3), (2,)]),
+    "exp": (lambda a: a.exp(), [(3, 4)]),
+    "log": (lambda a: positive(a).log(), [(3, 4)]),
+    "sqrt": (lambda a: positive(a).sqrt(), [(3, 4)]),
+    "tanh": (lambda a: a.tanh(), [(3, 4)]),
+    "sigmoid": (lambda a: a.sigmoid(), [(3, 4)]),
+    "relu": (lambda a: F.relu(a), [(3, 4)]),
+    "leaky_relu": (lambda a: F.leaky_relu(a, 0.01), [(3, 4)]),
+    "clamp": (lambda a: a.clamp(-0.5, 0.5), [(3, 4)]),
+    "abs": (lambda a: a.abs(), [(3, 4)]),
+    "sum dim 0": (lambda a: a.sum(0), [(3, 4)]),
+    "sum (0, 2) keepdim": (lambda a: a.sum((0, 2), keepdim=True), [(2, 3, 4)]),
+    "mean": (lambda a: a.mean(), [(3, 4)]),
+    "mean dim -1": (lambda a: a.mean(-1), [(2, 3, 4)]),
+    "reshape -1": (lambda a: a.reshape(-1, 2), [(3, 4)]),
+    "transpose": (lambda a: a.transpose(0, 2), [(2, 3, 4)]),
+    "T": (lambda a: a.T, [(3, 4)]),
+    "index int": (lambda a: a[1], [(3, 4)]),
+    "index ellipsis and None": (lambda a: a[..., None, 1:], [(2, 3)]),
+    "cat dim 1": (lambda a, b: mg.cat([a, b], dim=1), [(2, 3), (2, 1)]),
+    "flatten": (lambda a: a.flatten(0), [(2, 3, 2)]),
+    "broadcast_to": (lambda a: a.broadcast_to((2, 3, 4)), [(3, 1)]),
+    "bce_with_logits (input and target)": (
+        lambda x, y: F.binary_cross_entropy_with_logits(x, y.sigmoid(), reduction="sum"), [(5, 1), (5, 1)]),
+    "bce_with_logits none": (lambda x: F.binary_cross_entropy_with_logits(x, t(np.full((4,), 0.9)), reduction="none"), [(4,)]),
+    "binary_cross_entropy": (lambda x, y: F.binary_cross_entropy(x.sigmoid(), y.sigmoid()), [(5,), (5,)]),
+    "mse_loss sum": (lambda a, b: F.mse_loss(a, b, reduction="sum"), [(3, 2), (3, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", list(GRAD_CASES))
+def test_op_gradients_match_finite_differences(name):
+    fn, shapes = GRAD_CASES[name]
+    gen = np.random.default_rng(7)
+    inputs = [t(gen.standard_normal(s), requires_grad=True) for s in shapes]
+    assert mg.gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3)
