@@ -1,0 +1,211 @@
+"""Modules: shapes, parameter names, modes, state dicts, error messages, initialisation."""
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan import nn
+from minigan.models import mlp_discriminator, mlp_generator
+
+
+def t(values):
+    return mg.tensor(np.asarray(values, dtype=np.float32))
+
+
+def small_net():
+    return nn.Sequential(
+        nn.Linear(4, 8),
+        nn.BatchNorm1d(8),
+        nn.LeakyReLU(0.2),
+        nn.Dropout(0.5),
+        nn.Linear(8, 3),
+    )
+
+
+# --- shapes ---------------------------------------------------------------------------
+def test_linear_computes_x_wt_plus_b():
+    layer = nn.Linear(3, 2)
+    assert layer.weight.shape == (2, 3) and layer.bias.shape == (2,)
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    y = layer(t(x))
+    assert y.shape == (4, 2)
+    np.testing.assert_allclose(y.numpy(), x @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
+
+
+def test_linear_without_bias():
+    layer = nn.Linear(3, 2, bias=False)
+    assert layer.bias is None
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+
+
+def test_sequential_flatten_unflatten_shapes():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.Unflatten(1, (2, 3)))
+    x = t(np.zeros((5, 3, 2, 2)))
+    assert net[0](x).shape == (5, 12)
+    assert net(x).shape == (5, 2, 3)
+    assert len(net) == 3
+
+
+def test_mlp_models_shapes():
+    G, D = mlp_generator(), mlp_discriminator()
+    z = mg.randn(8, 100)
+    fake = G(z)
+    assert fake.shape == (8, 1, 28, 28)
+    assert D(fake).shape == (8, 1)
+    assert np.abs(fake.numpy()).max() <= 1.0  # tanh output
+
+
+# --- parameters and names ----------------------------------------------------------------------
+def test_named_parameters_use_dotted_names():
+    net = small_net()
+    names = [name for name, _ in net.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
+    assert [p.shape for p in net.parameters()] == [(8, 4), (8,), (8,), (8,), (3, 8), (3,)]
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_mlp_discriminator_parameter_names():
+    names = [name for name, _ in mlp_discriminator().named_parameters()]
+    assert names == ["1.weight", "1.bias", "3.weight", "3.bias"]  # 0 is Flatten, 2 LeakyReLU
+
+
+def test_nested_modules_get_nested_names():
+    net = nn.Sequential(nn.Sequential(nn.Linear(2, 2)), nn.Linear(2, 1))
+    assert [n for n, _ in net.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+
+
+# --- train / eval ------------------------------------------------------------------------------
+def test_train_and_eval_reach_every_submodule():
+    net = nn.Sequential(small_net(), nn.Tanh())
+    assert all(m.training for m in net.modules())
+    assert net.eval() is net
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+
+
+def test_eval_mode_changes_dropout_and_batch_norm():
+    mg.manual_seed(0)
+    net = small_net()
+    x = mg.randn(6, 4)
+    net.eval()
+    # Deterministic in eval mode: no dropout mask, running statistics.
+    np.testing.assert_array_equal(net(x).numpy(), net(x).numpy())
+    net.train()
+    assert not np.array_equal(net(x).numpy(), net(x).numpy())  # fresh dropout masks
+
+
+# --- state dicts -------------------------------------------------------------------------------
+def test_batch_norm_buffers_are_in_state_dict():
+    keys = list(small_net().state_dict())
+    assert "1.running_mean" in keys and "1.running_var" in keys
+    assert [name for name, _ in small_net().named_parameters()] == [k for k in keys if "running" not in k]
+
+
+def test_state_dict_is_a_copy():
+    net = nn.Linear(2, 2)
+    state = net.state_dict()
+    before = state["weight"].copy()
+    net.weight.data += 1.0
+    np.testing.assert_array_equal(state["weight"], before)
+
+
+def test_state_dict_round_trip_gives_identical_outputs():
+    mg.manual_seed(1)
+    source = small_net()
+    for _ in range(3):  # move batch norm's running statistics away from (0, 1)
+        source(mg.randn(16, 4) * 3 + 1)
+    mg.manual_seed(2)
+    copy = small_net()
+    x = mg.randn(5, 4)
+    source.eval(), copy.eval()
+    assert not np.array_equal(source(x).numpy(), copy(x).numpy())
+    copy.load_state_dict(source.state_dict())
+    np.testing.assert_array_equal(source(x).numpy(), copy(x).numpy())
+    for key, value in source.state_dict().items():
+        np.testing.assert_array_equal(copy.state_dict()[key], value)
+
+
+def test_load_state_dict_missing_key_is_named():
+    state = small_net().state_dict()
+    del state["4.bias"]
+    with pytest.raises(RuntimeError, match=r"missing keys: 4\.bias"):
+        small_net().load_state_dict(state)
+    small_net().load_state_dict(state, strict=False)  # allowed when not strict
+
+
+def test_load_state_dict_unexpected_key_is_named():
+    state = small_net().state_dict()
+    state["5.weight"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(RuntimeError, match=r"unexpected keys: 5\.weight"):
+        small_net().load_state_dict(state)
+
+
+def test_load_state_dict_wrong_shape_is_named_and_changes_nothing():
+    net = small_net()
+    before = net.state_dict()
+    state = small_net().state_dict()
+    state["0.weight"] = np.zeros((4, 8), np.float32)
+    with pytest.raises(RuntimeError, match=r"0\.weight: shape \(4, 8\) in the state dict, \(8, 4\) in the model"):
+        net.load_state_dict(state)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+# --- error messages ----------------------------------------------------------------------------
+def test_linear_wrong_input_shape_names_layer_and_shapes():
+    layer = nn.Linear(784, 128)
+    with pytest.raises(ValueError) as info:
+        layer(t(np.zeros((8, 100))))
+    message = str(info.value)
+    assert "Linear(in_features=784, out_features=128" in message
+    assert "(N, 784)" in message and "(8, 100)" in message
+
+
+def test_discriminator_on_unflattened_wrong_image_size_names_the_layer():
+    with pytest.raises(ValueError, match=r"Linear\(in_features=784.*\(2, 100\)"):
+        mlp_discriminator()(t(np.zeros((2, 1, 10, 10))))
+
+
+# --- initialisation --------------------------------------------------------------------------
+def test_dcgan_init_statistics():
+    mg.manual_seed(0)
+    net = nn.Sequential(nn.Linear(200, 300), nn.BatchNorm1d(20_000), nn.Conv2d(16, 32, 4))
+    nn.init.dcgan_init_(net)
+    linear, bn, conv = net[0], net[1], net[2]
+    for w in (linear.weight.data, conv.weight.data):  # N(0, 0.02)
+        assert abs(w.std() - 0.02) < 0.0005
+        assert abs(w.mean()) < 0.0005
+    np.testing.assert_array_equal(linear.bias.data, 0.0)
+    np.testing.assert_array_equal(conv.bias.data, 0.0)
+    assert abs(bn.weight.data.mean() - 1.0) < 0.001  # γ ~ N(1, 0.02)
+    assert abs(bn.weight.data.std() - 0.02) < 0.0005
+    np.testing.assert_array_equal(bn.bias.data, 0.0)
+    assert linear.weight.dtype == np.float32
+
+
+def test_default_linear_init_is_uniform_in_one_over_sqrt_fan_in():
+    mg.manual_seed(0)
+    w = nn.Linear(400, 300).weight.data
+    bound = 1 / np.sqrt(400)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+
+
+# --- gradients -----------------------------------------------------------------------------------
+def test_zero_grad_clears_grads():
+    net = small_net()
+    net(mg.randn(4, 4)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    opt = mg.optim.SGD(net.parameters(), lr=0.1)
+    net(mg.randn(4, 4)).sum().backward()
+    opt.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_parameter_grads_have_parameter_shapes():
+    net = small_net()
+    net(mg.randn(4, 4)).sum().backward()
+    for p in net.parameters():
+        assert p.grad.shape == p.shape and p.grad.dtype == np.float32
