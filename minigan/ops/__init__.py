@@ -5,7 +5,9 @@ from ..tensor import Tensor
 from .arithmetic import add, as_tensor, div, mul, neg, pow, sub
 from .conv import conv2d, conv2d_weight, conv_transpose2d
 from .linalg import linear, matmul
-from .loss import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss
+from .loss import (
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, log_softmax, mse_loss, one_hot,
+)
 from .norm import batch_norm
 from .pool import avg_pool2d, dropout, upsample_nearest
 from .reduce import broadcast_to, mean, sum, unbroadcast

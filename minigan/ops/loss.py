@@ -2,6 +2,7 @@
 
 from ..autograd import Function
 from ..backend import get_xp
+from ..tensor import Tensor
 from .unary import clamp, log, sigmoid
 
 
@@ -55,3 +56,33 @@ def mse_loss(input, target, reduction="mean"):
     _check_same_shape("mse_loss", input, target)
     diff = input - target
     return _reduce(diff * diff, reduction)
+
+
+def log_softmax(input, dim=1):
+    """log p_k = x_k - log Σ_j e^{x_j}, made of ops (so twice differentiable).
+
+    Subtracting the row maximum m first keeps every exponent <= 0. m is a constant
+    here: log_softmax(x - m) = log_softmax(x) for any m, so no gradient is lost.
+    """
+    xp = get_xp(input.data)
+    shifted = input - Tensor(xp.max(input.data, axis=dim, keepdims=True))
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+def one_hot(labels, num_classes, like):
+    """(N,) integer labels -> (N, num_classes) constant tensor of 0s and 1s with
+    ``like``'s dtype and device."""
+    xp = get_xp(like.data)
+    labels = xp.asarray(labels)
+    if labels.ndim != 1 or labels.size and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
+        raise ValueError(f"one_hot: expected a 1-D array of labels in 0..{num_classes - 1}, got {labels!r}")
+    return Tensor((labels[:, None] == xp.arange(num_classes)).astype(like.dtype))
+
+
+def cross_entropy(input, labels, reduction="mean"):
+    """Multi-class cross entropy on logits (N, K) and integer labels (N,):
+    ℓ_n = -log softmax(x_n)[y_n], picked out by a one-hot mask."""
+    if input.ndim != 2 or len(labels) != input.shape[0]:
+        raise ValueError(f"cross_entropy: expected logits (N, K) and N labels, got {input.shape} and {len(labels)} labels")
+    picked = (log_softmax(input, 1) * one_hot(labels, input.shape[1], input)).sum(1)
+    return _reduce(-picked, reduction)
