@@ -1,0 +1,184 @@
+"""Optimisers against their update rules computed by hand, step by step, in float64."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minigan import optim
+from minigan.nn import Parameter
+
+P0 = np.array([0.5, -1.0, 2.0])
+# The gradient handed to the optimiser at steps 1, 2 and 3 (set on p.grad directly,
+# so these tests depend on the optimiser only).
+GRADS = [np.array([0.1, -2.0, 0.0]), np.array([-0.3, -1.0, 0.5]), np.array([0.2, 4.0, -0.5])]
+
+
+def run(opt_class, n_steps=3, **kwargs):
+    """Apply n_steps updates with GRADS; return the parameter after each step."""
+    p = Parameter(P0.copy())
+    opt = opt_class([p], **kwargs)
+    history = []
+    for g in GRADS[:n_steps]:
+        p.grad = g.copy()
+        opt.step()
+        history.append(p.data.copy())
+    return history
+
+
+# --- Adam --------------------------------------------------------------------------------
+@pytest.mark.parametrize("lr, beta1, beta2, eps", [(0.1, 0.9, 0.999, 1e-8), (0.01, 0.5, 0.9, 0.1)])
+def test_adam_first_three_steps_by_hand(lr, beta1, beta2, eps):
+    got = run(optim.Adam, lr=lr, betas=(beta1, beta2), eps=eps)
+    # The textbook algorithm (Kingma & Ba, Algorithm 1), written out.
+    p = P0.copy()
+    m = np.zeros(3)
+    v = np.zeros(3)
+    # step 1
+    g = GRADS[0]
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    m_hat = m / (1 - beta1**1)  # bias correction: m starts at 0, so early means are too small
+    v_hat = v / (1 - beta2**1)
+    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(got[0], p, rtol=1e-12, atol=1e-15)
+    # step 2
+    g = GRADS[1]
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    m_hat = m / (1 - beta1**2)
+    v_hat = v / (1 - beta2**2)
+    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(got[1], p, rtol=1e-12, atol=1e-15)
+    # step 3
+    g = GRADS[2]
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    m_hat = m / (1 - beta1**3)
+    v_hat = v / (1 - beta2**3)
+    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(got[2], p, rtol=1e-12, atol=1e-15)
+
+
+def test_adam_first_step_is_about_lr_times_sign_of_gradient():
+    # After bias correction m̂ = g and v̂ = g², so step 1 is -lr·g/(|g| + eps):
+    # -lr·sign(g) for gradients much larger than eps, and no move where g = 0.
+    (after,) = run(optim.Adam, n_steps=1, lr=0.1)
+    g = GRADS[0]
+    np.testing.assert_allclose(after - P0, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+    assert after[2] == P0[2]
+
+
+def test_adam_keeps_float32_parameters_float32():
+    p = Parameter(np.ones(3, np.float32))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = np.array([1.0, -1.0, 0.5], np.float32)
+    opt.step()
+    assert p.data.dtype == np.float32
+    np.testing.assert_allclose(p.data, [0.9, 1.1, 0.9], rtol=1e-6)
+
+
+# --- SGD -----------------------------------------------------------------------------------
+def test_sgd_without_momentum():
+    got = run(optim.SGD, lr=0.1)
+    # p ← p - lr·g
+    p1 = P0 - 0.1 * GRADS[0]
+    p2 = p1 - 0.1 * GRADS[1]
+    p3 = p2 - 0.1 * GRADS[2]
+    for step, expected in zip(got, [p1, p2, p3]):
+        np.testing.assert_allclose(step, expected, rtol=1e-15)
+
+
+def test_sgd_with_momentum():
+    got = run(optim.SGD, lr=0.1, momentum=0.9)
+    # v ← μ·v + g (v starts as the first gradient);  p ← p - lr·v
+    v1 = GRADS[0]
+    p1 = P0 - 0.1 * v1
+    v2 = 0.9 * v1 + GRADS[1]
+    p2 = p1 - 0.1 * v2
+    v3 = 0.9 * v2 + GRADS[2]
+    p3 = p2 - 0.1 * v3
+    for step, expected in zip(got, [p1, p2, p3]):
+        np.testing.assert_allclose(step, expected, rtol=1e-14)
+
+
+def test_step_skips_parameters_without_grad():
+    a, b = Parameter(P0.copy()), Parameter(P0.copy())
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = GRADS[0].copy()
+    opt.step()
+    np.testing.assert_array_equal(b.data, P0)
+    assert not np.array_equal(a.data, P0)
+
+
+# --- state dicts ----------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda params: optim.Adam(params, lr=0.05, betas=(0.5, 0.9)),
+    lambda params: optim.SGD(params, lr=0.05, momentum=0.9),
+], ids=["Adam", "SGD momentum"])
+def test_state_dict_round_trip_continues_identically(make):
+    p = Parameter(P0.copy())
+    opt = make([p])
+    for g in GRADS[:2]:
+        p.grad = g.copy()
+        opt.step()
+    saved_param, saved_state = p.data.copy(), opt.state_dict()
+
+    # Continue the original for one more step ...
+    p.grad = GRADS[2].copy()
+    opt.step()
+    # ... and a fresh optimiser, restored from the saved state, for the same step.
+    q = Parameter(saved_param.copy())
+    restored = make([q])
+    restored.load_state_dict(saved_state)
+    q.grad = GRADS[2].copy()
+    restored.step()
+    np.testing.assert_array_equal(q.data, p.data)
+
+
+def test_state_dict_is_a_copy_of_the_moments():
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = GRADS[0].copy()
+    opt.step()
+    saved = opt.state_dict()
+    m_before = saved["state"][0]["exp_avg"].copy()
+    p.grad = GRADS[1].copy()
+    opt.step()
+    np.testing.assert_array_equal(saved["state"][0]["exp_avg"], m_before)
+    assert saved["state"][0]["step"] == 1
+
+
+def test_load_state_dict_rejects_wrong_sizes():
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = GRADS[0].copy()
+    opt.step()
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match="state for 1 parameters, this optimiser has 2"):
+        optim.Adam([Parameter(P0.copy()), Parameter(P0.copy())]).load_state_dict(state)
+    with pytest.raises(ValueError, match="exp_avg"):
+        optim.Adam([Parameter(np.zeros(4))]).load_state_dict(state)
+
+
+# --- bad hyper-parameters --------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, words", [
+    ({"lr": 0.0}, "lr must be positive"),
+    ({"lr": -1e-3}, "lr must be positive"),
+    ({"betas": (1.0, 0.999)}, "betas must be in"),
+    ({"betas": (0.9, -0.1)}, "betas must be in"),
+])
+def test_adam_rejects_bad_hyper_parameters(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        optim.Adam([Parameter(P0.copy())], **kwargs)
+
+
+def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
+    with pytest.raises(ValueError, match="lr must be positive"):
+        optim.SGD([Parameter(P0.copy())], lr=0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+
+
+def test_lr_property():
+    assert math.isclose(optim.Adam([Parameter(P0.copy())], lr=3e-4).lr, 3e-4)
