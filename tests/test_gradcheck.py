@@ -1,0 +1,131 @@
+"""The gradient checker: every registered op passes it, and it catches a wrong backward."""
+
+import importlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigan as mg
+import minigan.ops.unary
+
+# ``mg.gradcheck`` is the function; the module it lives in (with main, GradcheckError
+# and FULL_JACOBIAN_LIMIT) is reached through the import system.
+gc = importlib.import_module("minigan.gradcheck")
+from minigan.gradcheck_cases import CASES
+
+CASES_BY_NAME = {case.name: case for case in CASES}
+
+
+def test_case_names_are_unique():
+    assert len(CASES_BY_NAME) == len(CASES)
+
+
+@pytest.mark.parametrize("name", list(CASES_BY_NAME))
+def test_registered_case_first_order(name):
+    case = CASES_BY_NAME[name]
+    assert mg.gradcheck(case.fn, *case.make_inputs())
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.second_order])
+def test_registered_case_second_order(name):
+    case = CASES_BY_NAME[name]
+    assert mg.gradgradcheck(case.fn, *case.make_inputs())
+
+
+def test_command_line_checks_every_case():
+    result = subprocess.run(
+        [sys.executable, "-m", "minigan.gradcheck"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for case in CASES:
+        assert case.name in result.stdout
+    assert "FAIL" not in result.stdout
+    assert f"{len(CASES)} ops checked" in result.stdout
+
+
+# --- a wrong backward is caught -----------------------------------------------------------
+def doubled_tanh_backward(self, g):
+    return (g * 2,)  # wrong: the true derivative is 1 - tanh²
+
+
+@pytest.fixture
+def broken_tanh(monkeypatch):
+    monkeypatch.setattr(minigan.ops.unary.Tanh, "backward", doubled_tanh_backward)
+
+
+def test_wrong_backward_is_reported_with_element_and_values(broken_tanh):
+    x = mg.tensor(np.array([[0.3, -0.7], [1.2, 0.1]]), requires_grad=True)
+    with pytest.raises(gc.GradcheckError) as info:
+        mg.gradcheck(lambda a: a.tanh(), x)
+    message = str(info.value)
+    found = re.search(r"input 0, element \((\d+), (\d+)\) \(output (\d+)\): analytic (\S+), numeric (\S+)", message)
+    assert found, message
+    i, j, out = (int(found.group(k)) for k in (1, 2, 3))
+    analytic, numeric = float(found.group(4)), float(found.group(5))
+    # The first failing entry is on the diagonal of the Jacobian of an elementwise op:
+    # the broken backward says 2, finite differences say 1 - tanh²(x).
+    assert out == 2 * i + j
+    assert analytic == pytest.approx(2.0)
+    assert numeric == pytest.approx(1 - np.tanh(x.data[i, j]) ** 2, rel=1e-6)
+
+
+def test_wrong_backward_makes_gradcheck_return_false_when_not_raising(broken_tanh):
+    x = mg.tensor(np.array([0.3, -0.7]), requires_grad=True)
+    assert mg.gradcheck(lambda a: a.tanh(), x, raise_exception=False) is False
+
+
+def test_wrong_backward_makes_main_fail_and_name_the_op(broken_tanh, monkeypatch, capsys):
+    # Run the command line entry point over two of the registered cases only.
+    subset = [CASES_BY_NAME["tanh"], CASES_BY_NAME["exp"]]
+    monkeypatch.setattr("minigan.gradcheck_cases.CASES", subset)
+    assert gc.main() == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out
+    assert re.search(r"^\s+tanh: input 0", out, re.MULTILINE), out
+    assert re.search(r"^exp .* ok\s+ok\s*$", out, re.MULTILINE), out
+    assert "exp:" not in out.split("FAILED")[1]
+
+
+def test_main_returns_0_when_all_pass(monkeypatch, capsys):
+    monkeypatch.setattr("minigan.gradcheck_cases.CASES", [CASES_BY_NAME["tanh"]])
+    assert gc.main() == 0
+    assert "all gradients match" in capsys.readouterr().out
+
+
+def test_wrong_double_backward_is_caught(monkeypatch):
+    # Tanh's first derivative is right but built from a constant copy of its
+    # output, so the second derivative misses the term that y depends on x.
+    def backward_with_detached_output(self, g):
+        y = self.output().detach()
+        return (g * (1 - y * y),)
+
+    monkeypatch.setattr(minigan.ops.unary.Tanh, "backward", backward_with_detached_output)
+    x = mg.tensor(np.array([0.3, -0.7, 1.1]), requires_grad=True)
+    assert mg.gradcheck(lambda a: a.tanh(), x)
+    with pytest.raises(gc.GradcheckError):
+        mg.gradgradcheck(lambda a: a.tanh(), x)
+
+
+def test_float32_inputs_are_rejected():
+    x = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="input 0 is float32.*float64"):
+        mg.gradcheck(lambda a: a.tanh(), x)
+
+
+# --- the random-direction check for large problems ---------------------------------------------
+def large_input():
+    x = np.random.default_rng(3).standard_normal((70, 70))
+    assert x.size * x.size > gc.FULL_JACOBIAN_LIMIT  # the whole Jacobian would be too big
+    return mg.tensor(x, requires_grad=True)
+
+
+def test_random_direction_check_passes_a_right_backward():
+    assert mg.gradcheck(lambda a: (a @ a).tanh(), large_input())
+
+
+def test_random_direction_check_catches_a_wrong_backward(broken_tanh):
+    with pytest.raises(gc.GradcheckError, match="input 0, random direction: analytic .*, numeric"):
+        mg.gradcheck(lambda a: a.tanh(), large_input())
