@@ -95,7 +95,7 @@ def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             analytic = np.stack([r[pos].reshape(-1) for r in rows])
             numeric = np.stack([_perturbed(fn, inputs, i, np.eye(size)[e], eps).reshape(-1) for e in range(size)], axis=1)
             shape = inputs[i].shape
-            record(lambda k, i=i, shape=shape: f"input {i}, element {np.unravel_index(k[1], shape)} (output {k[0]})", analytic, numeric)
+            record(lambda k, i=i, shape=shape: f"input {i}, element {tuple(int(n) for n in np.unravel_index(k[1], shape))} (output {k[0]})", analytic, numeric)
     else:
         w = rng.standard_normal(n_out)
         vjps = _analytic_vjp(fn, inputs, w)
