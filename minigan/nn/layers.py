@@ -157,6 +157,9 @@ class Unflatten(Module):
 
     def forward(self, x):
         d = self.dim % x.ndim
+        size = int(np.prod(self.unflattened_size))
+        if x.shape[d] != size:
+            raise ValueError(f"{self!r}: expected dimension {self.dim} of size {size}, got input of shape {tuple(x.shape)}")
         return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
 
     def extra_repr(self):

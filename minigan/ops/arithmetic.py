@@ -4,6 +4,8 @@ Each backward applies the chain rule for its formula, then ``unbroadcast`` sums 
 gradient back to each input's own shape.
 """
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_xp
 from ..tensor import Tensor
@@ -15,6 +17,19 @@ def as_tensor(value, like):
     if isinstance(value, Tensor):
         return value
     return Tensor(get_xp(like.data).asarray(value, dtype=like.dtype))
+
+
+def _operands(name, a, b):
+    """``a`` and ``b`` as tensors, checked to broadcast together (NumPy's rules)."""
+    b = as_tensor(b, a)
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together "
+            "(aligned from the right, each pair of sizes must be equal or one of them 1)"
+        ) from None
+    return a, b
 
 
 class Add(Function):
@@ -84,19 +99,19 @@ class Pow(Function):
 
 
 def add(a, b):
-    return Add.apply(a, as_tensor(b, a))
+    return Add.apply(*_operands("add", a, b))
 
 
 def sub(a, b):
-    return Sub.apply(a, as_tensor(b, a))
+    return Sub.apply(*_operands("sub", a, b))
 
 
 def mul(a, b):
-    return Mul.apply(a, as_tensor(b, a))
+    return Mul.apply(*_operands("mul", a, b))
 
 
 def div(a, b):
-    return Div.apply(a, as_tensor(b, a))
+    return Div.apply(*_operands("div", a, b))
 
 
 def neg(a):
@@ -104,4 +119,4 @@ def neg(a):
 
 
 def pow(a, b):
-    return Pow.apply(a, as_tensor(b, a))
+    return Pow.apply(*_operands("pow", a, b))

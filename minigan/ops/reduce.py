@@ -61,7 +61,14 @@ def mean(x, dim=None, keepdim=False):
 
 def broadcast_to(x, shape):
     shape = tuple(shape)
-    return x if x.shape == shape else BroadcastTo.apply(x, shape=shape)
+    if x.shape == shape:
+        return x
+    if len(shape) < x.ndim or any(n not in (1, m) for n, m in zip(x.shape[::-1], shape[::-1])):
+        raise ValueError(
+            f"broadcast_to: cannot broadcast shape {x.shape} to {shape} (aligned from the right, "
+            "each size must equal the target's or be 1)"
+        )
+    return BroadcastTo.apply(x, shape=shape)
 
 
 def unbroadcast(g, shape):

@@ -119,7 +119,10 @@ def cat(tensors, dim=0):
 
 
 def flatten(x, start_dim=1, end_dim=-1):
-    end = end_dim % x.ndim
+    for dim in (start_dim, end_dim):
+        if not -x.ndim <= dim < x.ndim:
+            raise ValueError(f"flatten: dimension {dim} is out of range for a tensor of shape {x.shape}")
+    start_dim, end = start_dim % x.ndim, end_dim % x.ndim
     size = 1
     for n in x.shape[start_dim : end + 1]:
         size *= n
