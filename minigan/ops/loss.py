@@ -1,5 +1,7 @@
 """Losses, elementwise first and then reduced ("mean", "sum" or "none") as in PyTorch."""
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_xp
 from ..tensor import Tensor
@@ -44,12 +46,28 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     return _reduce(BCEWithLogits.apply(input, target), reduction)
 
 
+class BCE(Function):
+    """ℓ(p, t) = -[t·log p + (1 - t)·log(1 - p)] on probabilities p.
+
+    As in PyTorch, each log is clamped at -100 (so p = 0 or 1 gives a large finite
+    loss, not infinity) and the gradient's denominator at 1e-12 (so it stays finite)."""
+
+    def forward(self, p, t):
+        xp = get_xp(p)
+        with np.errstate(divide="ignore"):
+            return -(t * xp.maximum(xp.log(p), -100) + (1 - t) * xp.maximum(xp.log1p(-p), -100))
+
+    def backward(self, g):
+        p, t = self.inputs
+        # dℓ/dp = -t/p + (1 - t)/(1 - p) = (p - t) / (p·(1 - p));  dℓ/dt = log(1 - p) - log p
+        gp = g * (p - t) / clamp(p * (1 - p), min=1e-12) if self.needs_grad(0) else None
+        gt = g * (clamp(log(1 - p), min=-100.0) - clamp(log(p), min=-100.0)) if self.needs_grad(1) else None
+        return gp, gt
+
+
 def binary_cross_entropy(input, target, reduction="mean"):
-    """BCE on probabilities. As in PyTorch each log is clamped at -100, so p = 0 or 1
-    gives a large finite loss instead of infinity."""
     _check_same_shape("binary_cross_entropy", input, target)
-    loss = -(target * clamp(log(input), min=-100.0) + (1 - target) * clamp(log(1 - input), min=-100.0))
-    return _reduce(loss, reduction)
+    return _reduce(BCE.apply(input, target), reduction)
 
 
 def mse_loss(input, target, reduction="mean"):
