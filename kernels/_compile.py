@@ -14,6 +14,8 @@ runs kernels as Python and cannot call ``njit`` code, so there the GPU copy of
 the body is a ``cuda.jit(device=True)`` function instead.
 """
 
+import types
+
 from numba import config, cuda, float32, float64, njit
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -38,9 +40,22 @@ def device_body(f):
     return host_body(f)
 
 
+class CpuLauncher:
+    """One CPU loop over work items, compiled twice and cached on disk:
+    ``parallel`` spreads the ``prange`` over the threads, ``serial`` runs it as a
+    plain ``range`` (see ``_dispatch.run`` for which one runs when)."""
+
+    def __init__(self, f):
+        self.parallel = njit(parallel=True, cache=True)(f)
+        # A copy under its own name: numba's disk cache tells functions apart by
+        # name, not by compile options.
+        serial = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+        serial.__qualname__ = f"{f.__qualname__}_serial"
+        self.serial = njit(cache=True)(serial)
+
+
 def cpu_launcher(f):
-    """A parallel CPU loop over work items; compiled once and cached on disk."""
-    return njit(parallel=True, cache=True)(f)
+    return CpuLauncher(f)
 
 
 def cuda_kernel(name, signature):

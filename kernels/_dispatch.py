@@ -9,6 +9,8 @@ from numba import cuda
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loop)
 
+PARALLEL_MIN_SIZE = 1 << 18
+
 _force_cuda = False
 
 
@@ -41,14 +43,16 @@ def grid(n):
 
 
 def run(cpu, gpu, launch, *args):
-    """Run ``cpu(*args)``, or launch ``gpu[launch](*args)`` if the arrays are CuPy's.
+    """Run the CPU launcher ``cpu`` on ``args``, or launch ``gpu[launch](*args)`` if
+    the arrays are CuPy's.
 
     Both launchers take the same arguments; ``launch`` is the (blocks, threads)
     configuration, used on the GPU only.
     """
     on_cupy = any(_is_cupy(a) for a in args)
     if not (on_cupy or _force_cuda):
-        cpu(*args)
+        work = max(a.size for a in args if isinstance(a, np.ndarray))
+        (cpu.parallel if work >= PARALLEL_MIN_SIZE else cpu.serial)(*args)
     elif on_cupy:
         import cupy
 
