@@ -90,10 +90,19 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=xp.zeros_like(p), exp_avg_sq=xp.zeros_like(p))
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        # In place, through one scratch array: a step reads and writes each
+        # parameter-sized array a few times and allocates one.
+        xp = get_xp(p)
+        scratch = xp.multiply(g, 1 - beta1)
         m *= beta1
-        m += (1 - beta1) * g
+        m += scratch  # m = β1·m + (1 - β1)·g
+        xp.multiply(g, g, out=scratch)
+        scratch *= 1 - beta2
         v *= beta2
-        v += (1 - beta2) * (g * g)
-        step_size = self.defaults["lr"] / (1 - beta1**t)
-        denom = get_xp(p).sqrt(v) / math.sqrt(1 - beta2**t) + self.defaults["eps"]
-        p -= step_size * (m / denom)
+        v += scratch  # v = β2·v + (1 - β2)·g²
+        denom = xp.sqrt(v, out=scratch)
+        denom /= math.sqrt(1 - beta2**t)
+        denom += self.defaults["eps"]  # √v/√(1 - β2^t) + eps
+        update = xp.divide(m, denom, out=scratch)
+        update *= self.defaults["lr"] / (1 - beta1**t)
+        p -= update
