@@ -78,6 +78,12 @@ def _basic_index(index):
     return index
 
 
+def _check_dims(name, x, *dims):
+    for dim in dims:
+        if not -x.ndim <= dim < x.ndim:
+            raise ValueError(f"{name}: dimension {dim} is out of range for a tensor of shape {x.shape}")
+
+
 def reshape(x, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     known = 1
@@ -91,12 +97,14 @@ def reshape(x, *shape):
 
 def permute(x, *dims):
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    _check_dims("permute", x, *dims)
     if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes of shape {x.shape}")
     return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
 
 
 def transpose(x, dim0, dim1):
+    _check_dims("transpose", x, dim0, dim1)
     dims = list(range(x.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(x, dims)
@@ -108,6 +116,7 @@ def getitem(x, index):
 
 def cat(tensors, dim=0):
     tensors = list(tensors)
+    _check_dims("cat", tensors[0], dim)
     ndim = tensors[0].ndim
     axis = dim % ndim
     for t in tensors[1:]:
@@ -119,9 +128,7 @@ def cat(tensors, dim=0):
 
 
 def flatten(x, start_dim=1, end_dim=-1):
-    for dim in (start_dim, end_dim):
-        if not -x.ndim <= dim < x.ndim:
-            raise ValueError(f"flatten: dimension {dim} is out of range for a tensor of shape {x.shape}")
+    _check_dims("flatten", x, start_dim, end_dim)
     start_dim, end = start_dim % x.ndim, end_dim % x.ndim
     size = 1
     for n in x.shape[start_dim : end + 1]:
