@@ -7,6 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .losses import gradient_penalty
 from .nn import functional as F
 from .ops import cat, conv2d_weight
 from .tensor import Tensor
@@ -69,6 +70,8 @@ case("bce_with_logits (target 0.9)", (6, 1))(
 )
 case("binary_cross_entropy", (6, 1))(lambda x: F.binary_cross_entropy(x.sigmoid(), Tensor(np.full((6, 1), 0.9))))
 case("mse_loss", (3, 4), (3, 4))(lambda a, b: F.mse_loss(a, b))
+case("log_softmax", (3, 5))(lambda x: F.log_softmax(x, dim=1))
+case("cross_entropy", (4, 5))(lambda x: F.cross_entropy(x, np.array([0, 4, 2, 2])))
 
 # --- convolutions, batch norm, pooling (on the hand-written kernels) -------------------------
 case("conv2d (stride 2, pad 1)", (2, 2, 5, 4), (3, 2, 3, 3), (3,))(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1))
@@ -93,3 +96,20 @@ case("upsample (nearest, x2)", (2, 2, 3, 2))(lambda x: F.interpolate(x, scale_fa
 case("dropout (fixed mask)", (3, 4))(
     lambda x: F.dropout(x, 0.5, training=True, generator=np.random.default_rng(7))
 )
+
+
+# --- the WGAN-GP gradient penalty: its gradient goes through a gradient -------------------
+def _penalty_of_critic(w_conv, w_lin):
+    """The penalty E(‖∇D(x̂)‖ - 1)² of a tiny conv critic as a function of its weights,
+    at fixed digits and a fixed ε: its gradient needs double backward."""
+    rng = np.random.default_rng(1)
+    real, fake = Tensor(rng.standard_normal((2, 1, 4, 4))), Tensor(rng.standard_normal((2, 1, 4, 4)))
+
+    def critic(x):
+        h = F.leaky_relu(F.conv2d(x, w_conv, stride=2, padding=1), 0.2)
+        return F.linear(h.flatten(), w_lin)
+
+    return gradient_penalty(critic, real, fake, generator=rng)
+
+
+case("gradient_penalty (conv critic)", (3, 1, 3, 3), (1, 12))(_penalty_of_critic)

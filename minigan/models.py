@@ -6,9 +6,12 @@ numerically stable way to compute log σ(x).
 """
 
 from . import nn
+from .nn import functional as F
+from .ops import cat
 
 LATENT_DIM = 100
 IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
 
 
 def mlp_generator(latent_dim=LATENT_DIM, hidden=128):
@@ -22,11 +25,13 @@ def mlp_generator(latent_dim=LATENT_DIM, hidden=128):
     )
 
 
-def mlp_discriminator(hidden=128):
-    """D: (1, 28, 28) -> flatten 784 -> Linear(128) -> LeakyReLU(0.01) -> Linear(1) logit."""
+def mlp_discriminator(hidden=128, extra_inputs=0):
+    """D: (1, 28, 28) -> flatten 784 -> Linear(128) -> LeakyReLU(0.01) -> Linear(1) logit.
+
+    ``extra_inputs``: more features after the 784 pixels (a conditional D's label)."""
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(28 * 28, hidden),
+        nn.Linear(28 * 28 + extra_inputs, hidden),
         nn.LeakyReLU(0.01),
         nn.Linear(hidden, 1),
     )
@@ -53,14 +58,15 @@ def dcgan_generator(latent_dim=LATENT_DIM, width=64):
     return nn.init.dcgan_init_(g)
 
 
-def dcgan_discriminator(width=64, batch_norm=True):
+def dcgan_discriminator(width=64, batch_norm=True, in_channels=1):
     """D: (1, 28, 28) -> Conv(1→w, 4, 2, 1) -> LeakyReLU(0.2) -> (w, 14, 14)
     -> Conv(w→2w, 4, 2, 1) -> BN -> LeakyReLU(0.2) -> (2w, 7, 7) -> Linear(1) logit.
 
     No batch norm on D's input layer (a DCGAN rule); ``batch_norm=False`` drops the
-    other one too (a WGAN-GP critic must not normalise across the batch)."""
+    other one too (a WGAN-GP critic must not normalise across the batch: its
+    gradient penalty is per sample). ``in_channels`` > 1 takes label planes too."""
     layers = [
-        nn.Conv2d(1, width, 4, stride=2, padding=1),
+        nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
         nn.LeakyReLU(0.2),
         nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
     ]
@@ -70,15 +76,61 @@ def dcgan_discriminator(width=64, batch_norm=True):
     return nn.init.dcgan_init_(nn.Sequential(*layers))
 
 
-MODELS = {
-    "mlp": (mlp_generator, mlp_discriminator),
-    "dcgan": (dcgan_generator, dcgan_discriminator),
-}
+# --- conditional GAN: G(z, y) and D(x, y) for a digit class y --------------------------
+class ConditionalGenerator(nn.Module):
+    """G(z, y) = net([z, onehot(y)]): the class joins the noise as 10 more inputs."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z, labels):
+        return self.net(cat([z, F.one_hot(labels, NUM_CLASSES, z)], dim=1))
 
 
-def build(name):
-    """(generator, discriminator) for a model name in MODELS."""
+class ConditionalDiscriminator(nn.Module):
+    """D(x, y): the one-hot class joins the image.
+
+    ``as_planes=False`` (MLP): 10 more inputs after the 784 pixels.
+    ``as_planes=True`` (DCGAN): 10 more image channels, plane y all ones and the
+    others zero, so the first convolution sees the class at every position.
+    """
+
+    def __init__(self, net, as_planes):
+        super().__init__()
+        self.net, self.as_planes = net, as_planes
+
+    def forward(self, x, labels):
+        y = F.one_hot(labels, NUM_CLASSES, x)
+        if self.as_planes:
+            n, _, h, w = x.shape
+            planes = y.reshape(n, NUM_CLASSES, 1, 1).expand((n, NUM_CLASSES, h, w))
+            return self.net(cat([x, planes], dim=1))
+        return self.net(cat([x.flatten(), y], dim=1))
+
+
+def _mlp(conditional, critic):
+    extra = NUM_CLASSES if conditional else 0
+    return mlp_generator(LATENT_DIM + extra), mlp_discriminator(extra_inputs=extra)
+
+
+def _dcgan(conditional, critic):
+    extra = NUM_CLASSES if conditional else 0
+    return dcgan_generator(LATENT_DIM + extra), dcgan_discriminator(batch_norm=not critic, in_channels=1 + extra)
+
+
+MODELS = {"mlp": _mlp, "dcgan": _dcgan}
+
+
+def build(name, conditional=False, critic=False):
+    """(generator, discriminator) for a model name in MODELS.
+
+    ``conditional``: G(z, y) and D(x, y) take the digit class y as well.
+    ``critic``: a D fit for WGAN-GP (no batch norm; the MLP D has none anyway).
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
-    make_g, make_d = MODELS[name]
-    return make_g(), make_d()
+    G, D = MODELS[name](conditional, critic)
+    if conditional:
+        G, D = ConditionalGenerator(G), ConditionalDiscriminator(D, as_planes=name == "dcgan")
+    return G, D
