@@ -1,0 +1,135 @@
+"""The metrics: Fréchet distance, classifier score, coverage (on arrays with known
+answers), the classifier (a quick one: no cached weights needed), slerp, the dashboard."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan import dashboard, metrics
+from minigan.nn import functional as F
+from minigan.train import Config, train
+
+
+# --- Fréchet distance --------------------------------------------------------------
+def test_frechet_distance_of_identical_gaussians_is_zero():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6))
+    cov = a @ a.T
+    mu = rng.standard_normal(6)
+    assert metrics.frechet_distance(mu, cov, mu, cov) == pytest.approx(0, abs=1e-9)
+
+
+def test_frechet_distance_in_one_dimension():
+    """N(μ₁, σ₁²) vs N(μ₂, σ₂²): (μ₁ - μ₂)² + (σ₁ - σ₂)²."""
+    d = metrics.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[0.25]]))
+    assert d == pytest.approx(9 + (2 - 0.5) ** 2)
+
+
+def test_frechet_distance_against_the_eigenvalues_of_the_product():
+    """tr((Σ₁Σ₂)^½) is the sum of the square roots of the eigenvalues of Σ₁Σ₂ (real
+    and >= 0 though the product is not symmetric): an independent reference."""
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 5, 5))
+    cov1, cov2 = a @ a.T + 0.1 * np.eye(5), b @ b.T
+    mu1, mu2 = rng.standard_normal((2, 5))
+    trace_sqrt = np.sqrt(np.linalg.eigvals(cov1 @ cov2).real.clip(0)).sum()
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt
+    assert metrics.frechet_distance(mu1, cov1, mu2, cov2) == pytest.approx(expected, rel=1e-9)
+    assert metrics.frechet_distance(mu2, cov2, mu1, cov1) == pytest.approx(expected, rel=1e-9)  # symmetric
+
+
+# --- score and coverage --------------------------------------------------------------
+def test_classifier_score_extremes():
+    sharp_balanced = np.eye(10)[np.arange(100) % 10]
+    assert metrics.classifier_score(sharp_balanced) == pytest.approx(10, rel=1e-6)
+    assert metrics.classifier_score(np.full((50, 10), 0.1)) == pytest.approx(1)  # unsure
+    assert metrics.classifier_score(np.eye(10)[np.zeros(50, int)]) == pytest.approx(1)  # one class only
+    two_classes = np.eye(10)[np.arange(100) % 2]
+    assert metrics.classifier_score(two_classes) == pytest.approx(2, rel=1e-6)
+
+
+def test_class_coverage():
+    hit, kl, histogram = metrics.class_coverage(np.arange(1000) % 10)
+    assert (hit, kl) == (10, pytest.approx(0)) and histogram.sum() == pytest.approx(1)
+    hit, kl, _ = metrics.class_coverage(np.full(1000, 3))
+    assert (hit, kl) == (1, pytest.approx(np.log(10)))
+    # 9 classes share 991 samples, class 9 gets 9 (under a fifth of its fair 100): not hit
+    predicted = np.concatenate([np.arange(991) % 9, np.full(9, 9)])
+    assert metrics.class_coverage(predicted)[0] == 9
+
+
+# --- the classifier ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_classifier():
+    """A classifier trained briefly on 1,000 digits (a few seconds)."""
+    return metrics.train_classifier(epochs=2, train_size=1000, progress=False)
+
+
+def test_quick_classifier_learns_digits(quick_classifier):
+    assert quick_classifier.accuracy > 0.8  # (the full training reaches >= 97%)
+    features, probs = quick_classifier.read(mg.data.mnist(split="test")[0][:7])
+    assert features.shape == (7, 128) and probs.shape == (7, 10)
+    np.testing.assert_allclose(probs.sum(1), 1)
+
+
+def test_floor_is_better_than_ceiling(quick_classifier):
+    bounds = metrics.Evaluator(quick_classifier).bounds(n=500)
+    floor, ceiling = bounds["floor"], bounds["ceiling"]
+    assert floor["fid"] < ceiling["fid"] / 10
+    assert floor["score"] > 5 > 2 > ceiling["score"]
+    assert floor["classes_hit"] == 10 and floor["class_kl"] < 0.05
+
+
+def test_classifier_is_cached(tmp_path, monkeypatch, quick_classifier):
+    with pytest.raises(FileNotFoundError, match="python -m minigan.metrics"):
+        metrics.load_classifier(cache_dir=tmp_path, train_if_missing=False)
+    monkeypatch.setattr(metrics, "train_classifier", lambda **kwargs: quick_classifier)
+    first = metrics.load_classifier(cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(metrics, "train_classifier", lambda **kwargs: pytest.fail("trained again"))
+    second = metrics.load_classifier(cache_dir=tmp_path)
+    images = mg.data.mnist(split="test")[0][:20]
+    np.testing.assert_array_equal(first.predict(images), second.predict(images))
+    assert second.accuracy == quick_classifier.accuracy
+
+
+def test_cross_entropy_and_log_softmax():
+    x = mg.tensor(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]), dtype="float64")
+    logp = F.log_softmax(x).numpy()
+    assert np.isfinite(logp).all()
+    np.testing.assert_allclose(logp[0], [1, 2, 3] - np.log(np.exp([1, 2, 3]).sum()))
+    loss = F.cross_entropy(x, np.array([2, 0])).item()
+    assert loss == pytest.approx(-(logp[0, 2] + logp[1, 0]) / 2)
+
+
+# --- slerp and the dashboard -----------------------------------------------------------
+def test_slerp():
+    rng = np.random.default_rng(0)
+    z0, z1 = rng.standard_normal((2, 4, 100))
+    z1 *= np.linalg.norm(z0, axis=1, keepdims=True) / np.linalg.norm(z1, axis=1, keepdims=True)
+    np.testing.assert_allclose(dashboard.slerp(z0, z1, 0.0), z0, atol=1e-12)
+    np.testing.assert_allclose(dashboard.slerp(z0, z1, 1.0), z1, atol=1e-12)
+    middle = dashboard.slerp(z0, z1, 0.5)
+    # Stays on the sphere (a straight line would cut inside it) and halfway in angle.
+    np.testing.assert_allclose(np.linalg.norm(middle, axis=1), np.linalg.norm(z0, axis=1))
+    np.testing.assert_allclose((middle * z0).sum(1), (middle * z1).sum(1))
+    assert (np.linalg.norm((z0 + z1) / 2, axis=1) < np.linalg.norm(z0, axis=1)).all()
+
+
+def test_training_writes_metrics_and_dashboard(tmp_path, monkeypatch, quick_classifier, capsys):
+    monkeypatch.setattr(metrics, "load_classifier", lambda **kwargs: quick_classifier)
+    result = train(Config(model="mlp", epochs=2, batch_size=16, limit=64, out=str(tmp_path)), progress=False)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    last = record["epochs"][-1]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake", "fid", "score", "classes_hit", "class_kl"):
+        assert np.isfinite(last[key])
+    assert len(last["histogram"]) == 10 and sum(last["histogram"]) == pytest.approx(1, abs=1e-3)
+    assert record["floor"]["fid"] < record["ceiling"]["fid"]
+    for name in ("dashboard.png", "interpolation.png", "timeline.png"):
+        assert os.path.getsize(tmp_path / name) > 1000
+    assert sorted(result["trainer"].timeline) == [1, 2]
+    # 8 steps of an MLP GAN draw blobs, not 10 kinds of digits: the warning is printed.
+    assert "mode collapse" in capsys.readouterr().out
