@@ -33,6 +33,15 @@ def _rows_to_nchw(y, n, oh, ow):
     return get_xp(y).ascontiguousarray(y.reshape(y.shape[0], n, oh, ow).transpose(1, 0, 2, 3))
 
 
+def _wide_product(a, b):
+    """a @ b for a result that is copied into another layout next (so any layout will do).
+
+    Computed as (bᵀ·aᵀ)ᵀ when the result would be wide (fewer rows than columns):
+    OpenBLAS is several times faster on these shapes, e.g. (128, 1024) @ (1024, 3136),
+    when the long side is the rows of the result."""
+    return (b.T @ a.T).T if a.shape[0] < b.shape[1] else a @ b
+
+
 def _nchw_to_rows(x):
     """(N, C, H, W) -> (C, N·H·W): the layout a GEMM against columns wants."""
     n, c, h, w = x.shape
@@ -46,7 +55,7 @@ class Conv2d(Function):
         o, _, kh, kw = weight.shape
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         self.cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)  # kept for the weight gradient
-        return _rows_to_nchw(weight.reshape(o, -1) @ self.cols, n, oh, ow)
+        return _rows_to_nchw(_wide_product(weight.reshape(o, -1), self.cols), n, oh, ow)
 
     def backward(self, g):
         x, weight = self.inputs
@@ -67,7 +76,7 @@ class Conv2dWeight(Function):
         if cols is None:
             cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
         # (O, N·OH·OW) @ (N·OH·OW, C·kh·kw) -> (O, C·kh·kw)
-        return (_nchw_to_rows(gy) @ cols.T).reshape(weight_shape)
+        return _wide_product(_nchw_to_rows(gy), cols.T).reshape(weight_shape)
 
     def backward(self, ggw):
         x, gy = self.inputs
