@@ -64,12 +64,12 @@ def test_class_coverage():
 # --- the classifier ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def quick_classifier():
-    """A classifier trained briefly on 1,000 digits (a few seconds)."""
-    return metrics.train_classifier(epochs=2, train_size=1000, progress=False)
+    """A classifier trained briefly on 2,000 digits (a few seconds)."""
+    return metrics.train_classifier(epochs=3, train_size=2000, progress=False)
 
 
 def test_quick_classifier_learns_digits(quick_classifier):
-    assert quick_classifier.accuracy > 0.8  # (the full training reaches >= 97%)
+    assert quick_classifier.accuracy > 0.9  # (the full training reaches >= 97%)
     features, probs = quick_classifier.read(mg.data.mnist(split="test")[0][:7])
     assert features.shape == (7, 128) and probs.shape == (7, 10)
     np.testing.assert_allclose(probs.sum(1), 1)
