@@ -1,0 +1,259 @@
+"""Every mistake a learner is likely to make gets a message that says what was
+expected and what was found, naming the layer or op. (Checkpoint files: see
+test_checkpoint.py; the command line, data folders and flags: test_example_cli.py.)"""
+
+import re
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan import nn, optim
+from minigan.gradcheck import gradcheck
+from minigan.nn import functional as F
+from minigan.tensor import Tensor
+from minigan.train import Config, ConfigError, prepare_output, TrainingError
+
+
+def t(*shape, dtype=np.float32, requires_grad=False):
+    return Tensor(np.ones(shape, dtype=dtype), requires_grad)
+
+
+def raises(exception, message):
+    """pytest.raises matching ``message`` literally (it is full of brackets)."""
+    return pytest.raises(exception, match=re.escape(message))
+
+
+# --- shapes, layer by layer ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "layer, x, message",
+    [
+        (nn.Linear(4, 3), t(2, 5),
+         "Linear(in_features=4, out_features=3, bias=True): expected input of shape (N, 4), got (2, 5)"),
+        (nn.Linear(4, 3), t(2, 1, 4),
+         "Linear(in_features=4, out_features=3, bias=True): expected input of shape (N, 4), got (2, 1, 4)"),
+        (nn.Conv2d(3, 8, 3), t(2, 4, 8, 8),
+         "Conv2d(3, 8, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (2, 4, 8, 8)"),
+        (nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), t(2, 5, 7, 7),
+         "ConvTranspose2d(3, 2, kernel_size=4, stride=2, padding=1): expected input of shape (N, 3, H, W), got (2, 5, 7, 7)"),
+        (nn.BatchNorm1d(4), t(8, 5),
+         "BatchNorm1d(4, eps=1e-05, momentum=0.1): expected input of shape (N, 4), got (8, 5)"),
+        (nn.BatchNorm2d(4), t(8, 5, 3, 3),
+         "BatchNorm2d(4, eps=1e-05, momentum=0.1): expected input of shape (N, 4, H, W), got (8, 5, 3, 3)"),
+        (nn.Unflatten(1, (1, 28, 28)), t(2, 100),
+         "Unflatten(dim=1, unflattened_size=(1, 28, 28)): expected dimension 1 of size 784, got input of shape (2, 100)"),
+        (nn.Flatten(), t(5), "flatten: dimension 1 is out of range for a tensor of shape (5,)"),
+        (nn.AvgPool2d(2), t(2, 8, 8), "avg_pool2d: expected a 4-D input (N, C, H, W), got shape (2, 8, 8)"),
+        (nn.AvgPool2d(4), t(1, 1, 3, 8), "avg_pool2d: kernel_size 4 is larger than the input's 3×8"),
+        (nn.Upsample(2), t(2, 8), "upsample: expected a 4-D input and a positive integer scale, got shape (2, 8), scale 2"),
+        # Inside a Sequential, the message names the layer that got the wrong shape.
+        (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2)), t(2, 4),
+         "Linear(in_features=5, out_features=2, bias=True): expected input of shape (N, 5), got (2, 3)"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else None,
+)
+def test_layer_shape_mismatch(layer, x, message):
+    with raises(ValueError, message):
+        layer(x)
+
+
+# --- shapes, op by op --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: t(2, 3) + t(4), "add: shapes (2, 3) and (4,) cannot be broadcast together"),
+        (lambda: t(2, 3) - t(3, 2), "sub: shapes (2, 3) and (3, 2) cannot be broadcast together"),
+        (lambda: t(2, 3) * t(2, 2), "mul: shapes (2, 3) and (2, 2) cannot be broadcast together"),
+        (lambda: t(2, 3) / t(5, 1, 2), "div: shapes (2, 3) and (5, 1, 2) cannot be broadcast together"),
+        (lambda: t(2, 3) ** t(2), "pow: shapes (2, 3) and (2,) cannot be broadcast together"),
+        (lambda: t(2, 3).broadcast_to((3, 3)), "broadcast_to: cannot broadcast shape (2, 3) to (3, 3)"),
+        (lambda: t(2, 3) @ t(4, 5),
+         "matmul: shapes (2, 3) and (4, 5) do not fit: the last dimension of the first (3) must equal "
+         "the second-to-last of the second (4)"),
+        (lambda: t(3) @ t(3, 2), "matmul needs tensors with at least 2 dimensions, got shapes (3,) and (3, 2)"),
+        (lambda: F.linear(t(2, 5), t(3, 4)), "linear: input of shape (2, 5) does not fit weight of shape (3, 4): expected input (N, 4)"),
+        (lambda: F.linear(t(2, 4), t(3, 4), t(4)), "linear: bias of shape (4,), expected (3,)"),
+        (lambda: F.conv2d(t(1, 2, 5, 5), t(4, 3, 3, 3)),
+         "conv2d: input has 2 channels (shape (1, 2, 5, 5)) but the weight of shape (4, 3, 3, 3) expects 3"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3)), "conv2d: expected a 4-D weight, got shape (4, 3, 3)"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), t(3)), "conv2d: bias of shape (3,), expected (4,)"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=(1, 2, 3)), "stride must be an int or a pair of ints, got (1, 2, 3)"),
+        (lambda: F.conv_transpose2d(t(1, 2, 5, 5), t(3, 4, 3, 3)),
+         "conv_transpose2d: input has 2 channels (shape (1, 2, 5, 5)) but the weight of shape (3, 4, 3, 3) expects 3"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), stride=2, output_padding=2),
+         "conv_transpose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
+        (lambda: F.conv_transpose2d(t(1, 3, 1, 1), t(3, 4, 1, 1), padding=1),
+         "conv_transpose2d: the output size (-1, -1) is not positive (input shape (1, 3, 1, 1))"),
+        (lambda: F.batch_norm(t(4, 3), t(2), t(3), training=True),
+         "batch_norm: running_mean has shape (2,), expected (3,) for input of shape (4, 3)"),
+        (lambda: F.batch_norm(t(1, 3), None, None, training=True),
+         "batch_norm: training needs more than one value per channel, got input of shape (1, 3)"),
+        (lambda: F.binary_cross_entropy_with_logits(t(4, 1), t(4)),
+         "binary_cross_entropy_with_logits: input of shape (4, 1) and target of shape (4,) differ"),
+        (lambda: F.binary_cross_entropy(t(4, 1), t(1, 4)), "binary_cross_entropy: input of shape (4, 1) and target of shape (1, 4) differ"),
+        (lambda: F.mse_loss(t(2, 3), t(3, 2)), "mse_loss: input of shape (2, 3) and target of shape (3, 2) differ"),
+        (lambda: t(2, 3).reshape(4, 2), "cannot reshape a tensor of shape (2, 3) (6 elements) to (4, 2)"),
+        (lambda: t(2, 3).permute(0, 0), "permute: dims (0, 0) are not a permutation of the 2 axes of shape (2, 3)"),
+        (lambda: t(2, 3).permute(0, 5), "permute: dimension 5 is out of range for a tensor of shape (2, 3)"),
+        (lambda: t(2, 3).transpose(0, 2), "transpose: dimension 2 is out of range for a tensor of shape (2, 3)"),
+        (lambda: mg.cat([t(2, 3), t(2, 4)], dim=0), "cat: shapes (2, 3) and (2, 4) differ outside dimension 0"),
+        (lambda: mg.cat([t(2, 3), t(2, 3)], dim=2), "cat: dimension 2 is out of range for a tensor of shape (2, 3)"),
+        (lambda: t(2, 3).flatten(0, 2), "flatten: dimension 2 is out of range for a tensor of shape (2, 3)"),
+        (lambda: t(2, 3).sum(2), "axis 2 is out of range for a tensor with 2 dimensions"),
+        (lambda: t(2, 3)[5], "index 5 is out of bounds for axis 0 with size 2"),
+        (lambda: F.avg_pool2d(t(1, 1, 4, 4), 2, stride=1),
+         "avg_pool2d supports stride equal to kernel_size only, got kernel_size=2, stride=1"),
+        (lambda: F.interpolate(t(1, 1, 2, 2), scale_factor=1.5),
+         "upsample: expected a 4-D input and a positive integer scale, got shape (1, 1, 2, 2), scale 1.5"),
+        (lambda: F.dropout(t(2, 3), p=1.0), "dropout probability must be in [0, 1), got 1.0"),
+    ],
+)
+def test_op_shape_mismatch(call, message):
+    with pytest.raises((ValueError, IndexError)) as error:
+        call()
+    assert message in str(error.value)
+
+
+# --- the kernel and the input of a convolution --------------------------------------------
+def test_kernel_larger_than_the_padded_input():
+    with raises(ValueError, "conv2d: kernel size 5 is larger than the padded input (3 + 2·0) along H "
+                            "(input shape (1, 1, 3, 8), weight shape (2, 1, 5, 3))"):
+        F.conv2d(t(1, 1, 3, 8), t(2, 1, 5, 3))
+    with raises(ValueError, "conv2d: kernel size 4 is larger than the padded input (1 + 2·1) along W"):
+        nn.Conv2d(1, 2, 4, padding=1)(t(1, 1, 6, 1))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: F.conv2d(t(3, 8, 8), t(4, 3, 3, 3)), "conv2d: expected a 4-D input (N, C, H, W), got shape (3, 8, 8)"),
+        (lambda: F.conv_transpose2d(t(2, 3, 4, 4, 1), t(3, 4, 3, 3)),
+         "conv_transpose2d: expected a 4-D input (N, C, H, W), got shape (2, 3, 4, 4, 1)"),
+        (lambda: F.batch_norm(t(2, 3, 4), None, None, training=True),
+         "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape (2, 3, 4)"),
+        (lambda: nn.Conv2d(3, 4, 3)(t(3, 8, 8)), "Conv2d(3, 4, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (3, 8, 8)"),
+        (lambda: nn.ConvTranspose2d(3, 4, 3)(t(2, 3)), "ConvTranspose2d(3, 4, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (2, 3)"),
+        (lambda: nn.BatchNorm2d(3)(t(4, 3)), "BatchNorm2d(3, eps=1e-05, momentum=0.1): expected input of shape (N, 3, H, W), got (4, 3)"),
+    ],
+    ids=["conv2d", "conv_transpose2d", "batch_norm", "Conv2d", "ConvTranspose2d", "BatchNorm2d"],
+)
+def test_input_that_is_not_4d(call, message):
+    with raises(ValueError, message):
+        call()
+
+
+# --- dtypes and devices -----------------------------------------------------------------
+def test_wrong_dtype():
+    with raises(TypeError, "Linear: expected tensors of one dtype, got float64 and float32; convert one of them"):
+        nn.Linear(4, 3)(t(2, 4, dtype=np.float64))
+    with raises(TypeError, "Add: expected tensors of one dtype, got float32 and float64"):
+        t(2) + t(2, dtype=np.float64)
+    with raises(TypeError, "only floating-point tensors can require gradients, got dtype int64"):
+        mg.tensor([1, 2], requires_grad=True)
+    with raises(TypeError, "gradcheck: input 0 is float32; finite differences need float64 inputs"):
+        gradcheck(lambda x: x * 2, t(3, requires_grad=True))
+
+
+class FakeGpuArray:
+    """Holds a NumPy array but is not one, as a CuPy array is not: minigan takes any
+    array that is not NumPy's to live on the GPU (minigan.backend.device_of), so this
+    stands in for GPU memory on a machine without a GPU."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.ndim, self.dtype, self.size = array.shape, array.ndim, array.dtype, array.size
+
+
+def test_tensors_on_different_devices():
+    on_gpu = Tensor(FakeGpuArray(np.ones((2, 4), np.float32)))
+    assert on_gpu.device == "cuda"
+    with raises(RuntimeError, "Add: expected all tensors on one device, got cpu and cuda; move them with .to(device)"):
+        t(2, 4) + on_gpu
+    with raises(RuntimeError, "Linear: expected all tensors on one device, got cuda and cpu"):
+        nn.Linear(4, 3)(on_gpu)
+
+
+# --- backward ------------------------------------------------------------------------------
+def test_backward_on_a_non_scalar_needs_a_gradient():
+    y = t(2, 3, requires_grad=True) * 2
+    with raises(RuntimeError, "backward() on a tensor of shape (2, 3) needs a gradient argument: an implicit "
+                              "gradient exists only for scalar outputs"):
+        y.backward()
+    with raises(RuntimeError, "gradient of shape (3, 2) given for a tensor of shape (2, 3)"):
+        y.backward(np.ones((3, 2), np.float32))
+
+
+def test_backward_twice_through_a_freed_graph():
+    x = t(3, requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with raises(RuntimeError, "backward through the graph a second time: the saved values of Sum were freed "
+                              "by the first backward. Pass retain_graph=True"):
+        y.backward()
+
+
+def test_backward_on_a_tensor_without_grad():
+    with raises(RuntimeError, "backward() on a tensor that does not require grad"):
+        t(3).sum().backward()
+
+
+def test_detect_anomaly_names_the_op_whose_gradient_went_bad():
+    x = mg.tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with np.errstate(all="ignore"):  # 0 ** -0.5 = inf is the point of this test
+        with mg.detect_anomaly(), raises(FloatingPointError, "detect_anomaly: Pow.backward returned infinite values "
+                                                             "(gradient of shape (2,)); this is the first op whose gradient went bad"):
+            x.sqrt().sum().backward()
+        # Mul passes a finite gradient (0) on; Pow's 0 · ∞ is the first NaN.
+        with mg.detect_anomaly(), raises(FloatingPointError, "detect_anomaly: Pow.backward returned NaN values"):
+            (x.sqrt() * 0).sum().backward()
+        # Off by default: the NaN simply arrives in .grad.
+        (x.sqrt() * 0).sum().backward()
+    assert np.isnan(x.grad[0])
+
+
+# --- state dicts ---------------------------------------------------------------------------
+def test_load_state_dict_missing_unexpected_and_misshaped_entries():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    state = net.state_dict()
+    del state["1.running_var"]
+    state["2.weight"] = np.ones(3, np.float32)
+    state["0.bias"] = np.ones(4, np.float32)
+    with raises(RuntimeError, "load_state_dict for Sequential failed: missing keys: 1.running_var; "
+                              "unexpected keys: 2.weight; 0.bias: shape (4,) in the state dict, (3,) in the model"):
+        net.load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_that_does_not_fit():
+    net = nn.Linear(4, 3)
+    adam = optim.Adam(net.parameters())
+    with raises(ValueError, "Adam.load_state_dict: state for 1 parameters, this optimiser has 2"):
+        adam.load_state_dict({"defaults": {}, "state": [{}]})
+    with raises(ValueError, "Adam.load_state_dict: state 'exp_avg' of parameter 1 has shape (4,), the parameter (3,)"):
+        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(4)}]})
+
+
+# --- training settings ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(epochs=-1), "epochs must be a positive integer, got -1"),
+        (dict(batch_size=0), "batch size must be an integer of at least 2 (batch norm needs 2), got 0"),
+        (dict(model="resnet"), "unknown model 'resnet' (expected one of: mlp, dcgan)"),
+        (dict(lr=0.0), "learning rate must be positive, got 0.0"),
+        (dict(seed=-3), "seed must be a non-negative integer, got -3"),
+        (dict(label_smoothing=1.5), "label smoothing target must be in (0, 1], got 1.5"),
+        (dict(limit=4, batch_size=8), "limit must be at least the batch size (8), got 4"),
+        (dict(device="tpu"), "unknown device 'tpu': expected one of 'cpu', 'cuda' or 'auto'"),
+        (dict(epochs=0, batch_size=1), "epochs must be a positive integer, got 0; batch size must be"),
+    ],
+)
+def test_bad_settings(settings, message):
+    with raises(ConfigError, message):
+        Config(**settings).validate()
+
+
+def test_output_folder_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with raises(TrainingError, f"cannot write to the output folder '{blocker / 'run'}': Not a directory"):
+        prepare_output(str(blocker / "run"), "mlp")

@@ -1,0 +1,92 @@
+"""examples/mnist_gan.py on bad input: one line on stderr that starts with "error:",
+a non-zero exit status, and no traceback.
+
+Each case is a fresh Python process, most of whose second goes into importing
+minigan, so the processes run a few at a time and each test checks one result."""
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from minigan.train import Config, Trainer
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
+QUICK = ["--model", "mlp", "--limit", "16", "--batch-size", "8"]
+
+# name: (flags, the message; {tmp} is the folder with the files below)
+CASES = {
+    "negative epochs": (["--epochs", "-1"], "error: epochs must be a positive integer, got -1"),
+    "zero batch size": (["--batch-size", "0"], "error: batch size must be an integer of at least 2 (batch norm needs 2), got 0"),
+    "unknown model": (["--model", "resnet"], "error: unknown model 'resnet' (expected one of: mlp, dcgan)"),
+    "epochs not a number": (["--epochs", "ten"], "error: argument --epochs: invalid int value: 'ten' (see --help)"),
+    "unknown flag": (["--learning-rate", "1"], "error: unrecognized arguments: --learning-rate 1 (see --help)"),
+    "negative learning rate": (["--lr", "-0.1"], "error: learning rate must be positive, got -0.1"),
+    "unknown device": (["--device", "tpu"], "error: unknown device 'tpu': expected one of 'cpu', 'cuda' or 'auto'"),
+    "more digits than there are": (["--limit", "100000"], "error: limit 100000 is more than the 5000 digits there are"),
+    "missing data folder": (["--data-dir", "{tmp}/nowhere"],
+                            "error: MNIST folder {tmp}/nowhere does not exist; expected a folder holding train-images-idx3-ubyte"),
+    "truncated IDX file": (["--data-dir", "{tmp}/truncated"],
+                           "error: {tmp}/truncated/train-images-idx3-ubyte: expected 7856 bytes for dims [10, 28, 28], "
+                           "found 3936 (truncated or corrupt)"),
+    "corrupt IDX file": (["--data-dir", "{tmp}/corrupt"],
+                         "error: {tmp}/corrupt/train-images-idx3-ubyte: bad magic number 0x00000804, expected 0x00000803"),
+    "output folder not writable": ([*QUICK, "--out", "{tmp}/a-file/run"],
+                                   "error: cannot write to the output folder '{tmp}/a-file/run': Not a directory"),
+    "missing checkpoint": (["--resume", "{tmp}/missing.npz"], "error: checkpoint '{tmp}/missing.npz' does not exist (or is not a file)"),
+    "not a checkpoint": (["--resume", "{tmp}/notes.txt"], "error: '{tmp}/notes.txt' is not a minigan checkpoint (not an .npz archive)"),
+    "truncated checkpoint": (["--resume", "{tmp}/cut.npz"], "error: '{tmp}/cut.npz' is truncated or corrupt"),
+    "checkpoint of another model": (["--resume", "{tmp}/mlp.npz", "--model", "dcgan"],
+                                    "error: '{tmp}/mlp.npz' comes from a run with model='mlp', but this run has model='dcgan'"),
+    "resume with other settings": (["--resume", "{tmp}/mlp.npz", "--batch-size", "16"],
+                                   "error: '{tmp}/mlp.npz' comes from a run with batch_size=8, but this run has batch_size=16"),
+    "loss becomes NaN": ([*QUICK, "--lr", "1e30", "--out", "{tmp}/nan"],
+                         "error: loss_g became nan at step 1; training stopped. No checkpoint was saved before this."),
+}
+
+
+def _idx(magic, dims, data_size):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + bytes(data_size)
+
+
+def _make_files(tmp):
+    (tmp / "truncated").mkdir()
+    (tmp / "truncated" / "train-images-idx3-ubyte").write_bytes(_idx(0x803, [10, 28, 28], 5 * 28 * 28))
+    (tmp / "truncated" / "train-labels-idx1-ubyte").write_bytes(_idx(0x801, [10], 10))
+    (tmp / "corrupt").mkdir()
+    (tmp / "corrupt" / "train-images-idx3-ubyte").write_bytes(_idx(0x804, [10, 28, 28], 10 * 28 * 28))
+    (tmp / "corrupt" / "train-labels-idx1-ubyte").write_bytes(_idx(0x801, [10], 10))
+    (tmp / "a-file").write_text("")
+    (tmp / "notes.txt").write_text("step,loss\n1,0.5\n")
+    Trainer(Config(model="mlp", limit=16, batch_size=8)).save(tmp / "mlp.npz")
+    (tmp / "cut.npz").write_bytes((tmp / "mlp.npz").read_bytes()[:5000])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """{case: (its expected message, the finished process)}."""
+    tmp = tmp_path_factory.mktemp("cli")
+    _make_files(tmp)
+
+    def run(flags):
+        flags = [f.format(tmp=tmp) for f in flags]
+        # cwd=tmp: a run that gets as far as making its default folder makes it there.
+        return subprocess.run([sys.executable, str(EXAMPLE), "--no-progress", *flags],
+                              capture_output=True, text=True, timeout=300, cwd=tmp)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = pool.map(run, [flags for flags, _ in CASES.values()])
+        return {case: (message.format(tmp=tmp), result) for (case, (_, message)), result in zip(CASES.items(), done)}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_user_error_is_one_line_without_traceback(results, case):
+    message, result = results[case]
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message)
