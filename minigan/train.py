@@ -2,12 +2,17 @@
 
 The step is the algorithm of the lecture notes, top to bottom:
 
-1. Sample noise z ~ N(0, 1) and a batch of real digits x.
+1. Sample noise z ~ N(0, 1) and a batch of real digits x (and, for a conditional
+   GAN, their classes y: G(z, y) then draws a digit of class y).
 2. D step: make D say "real" on x (target 0.9: one-sided label smoothing) and
    "fake" on G(z) (target 0). G(z) is detached, so this step changes D only.
 3. G step: make D say "real" on G(z). This is the non-saturating loss
    -log D(G(z)): its gradient is strong exactly when D confidently rejects the
    fakes, where the original minimax loss log(1 - D(G(z))) goes flat.
+
+The loss (minimax, non-saturating or WGAN-GP) is an object of ``minigan.losses``.
+D can also be trained ahead of G: ``d_warmup`` D steps before G's first step,
+then ``d_steps`` D steps for each G step (WGAN-GP's n_critic = 5).
 """
 
 import dataclasses
@@ -20,10 +25,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, data, models, nn, optim
+from . import backend, dashboard, data, losses, metrics, models, nn, optim
 from .autograd import no_grad
 from .checkpoint import CheckpointError, flatten, load_checkpoint, save_checkpoint
-from .nn import functional as F
 from .plots import plot_losses, save_grid
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
@@ -37,6 +41,13 @@ class Config:
     lr: float = 2e-4
     beta1: float = 0.5
     label_smoothing: float = 0.9  # D's target for real digits (1.0 turns smoothing off)
+    loss: str = "nonsaturating"  # minimax, nonsaturating or wgan-gp (minigan.losses)
+    d_steps: int = 1  # D steps per G step (n_critic)
+    d_warmup: int = 0  # D steps before G's first step
+    conditional: bool = False  # G(z, y) and D(x, y) get the digit's class y
+    beta2: float = 0.999
+    gp_weight: float = 10.0  # λ of the WGAN-GP gradient penalty
+    metrics: bool = True  # classifier-FID, score and coverage every epoch (minigan.metrics)
     seed: int = 0
     device: str = "cpu"
     data_dir: str = None
@@ -67,6 +78,16 @@ class Config:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1}")
         if not 0 < self.label_smoothing <= 1:
             problems.append(f"label smoothing target must be in (0, 1], got {self.label_smoothing}")
+        if self.loss not in losses.LOSSES:
+            problems.append(f"unknown loss {self.loss!r} (expected one of: {', '.join(losses.LOSSES)})")
+        if self.loss == "wgan-gp" and self.label_smoothing != 1:
+            problems.append("label smoothing does not apply to wgan-gp (the critic has no targets): use 1.0")
+        if not 0 <= self.beta2 < 1:
+            problems.append(f"beta2 must be in [0, 1), got {self.beta2}")
+        for name, minimum in (("d_steps", 1), ("d_warmup", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < minimum:
+                problems.append(f"{name.replace('_', ' ')} must be an integer of at least {minimum}, got {value}")
         try:
             backend.resolve_device(self.device)
         except (ValueError, RuntimeError) as e:
@@ -78,7 +99,10 @@ class Config:
 
 # What a resumed run must share with the run it continues, for the result to be the
 # same as one run straight through. The rest (epochs, device, folders, logging) may change.
-RUN_FIELDS = ("model", "batch_size", "lr", "beta1", "label_smoothing", "seed", "latent_dim", "limit")
+RUN_FIELDS = ("model", "batch_size", "lr", "beta1", "beta2", "label_smoothing", "seed", "latent_dim", "limit",
+              "loss", "d_steps", "d_warmup", "conditional", "gp_weight")
+# The WGAN-GP paper's settings, where they differ from Config's (DCGAN) defaults.
+WGAN_GP_SETTINGS = {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "d_steps": 5, "label_smoothing": 1.0}
 FORMAT = "minigan-gan-checkpoint-2"
 
 
@@ -90,32 +114,30 @@ class TrainingError(RuntimeError):
     """Training cannot start or go on (a checkpoint that does not fit, a NaN loss, ...)."""
 
 
-def _targets(value, n, like):
-    return Tensor(backend.get_xp(like.data).full((n, 1), value, dtype=like.dtype))
-
-
-def gan_step(G, D, opt_g, opt_d, real, z, real_target=0.9):
-    """One D update and one G update; returns the step's statistics as tensors."""
-    n = real.shape[0]
-    # --- D step: maximise log D(x) + log(1 - D(G(z))) ---------------------------------
-    fake = G(z)
-    d_real = D(real)  # logits
-    d_fake = D(fake.detach())  # detach: this loss must not reach G's weights
-    loss_d = F.binary_cross_entropy_with_logits(d_real, _targets(real_target, n, d_real)) + \
-        F.binary_cross_entropy_with_logits(d_fake, _targets(0.0, n, d_fake))
+def gan_step(G, D, opt_g, opt_d, real, z, loss=losses.NonSaturating(0.9), labels=None, update_g=True):
+    """One D update and (if ``update_g``) one G update; returns the step's statistics
+    as tensors. ``loss`` is one of minigan.losses; ``labels`` the classes of a
+    conditional GAN (its fakes get the same classes as the real batch)."""
+    cond = () if labels is None else (labels,)  # the extra input of G(z, y) and D(x, y)
+    # --- D step: tell x from G(z) ----------------------------------------------------
+    fake = G(z, *cond)
+    # detach: this loss must not reach G's weights
+    loss_d, d_real, d_fake = loss.d_loss(D, real, fake.detach(), cond)
     opt_d.zero_grad()
     loss_d.backward()
     opt_d.step()
-    # --- G step: minimise -log D(G(z)) (non-saturating) -------------------------------
-    d_fake_for_g = D(fake)  # D has just changed: score the same fakes again
-    loss_g = F.binary_cross_entropy_with_logits(d_fake_for_g, _targets(1.0, n, d_fake_for_g))
-    opt_g.zero_grad()
-    loss_g.backward()
-    opt_g.step()
+    # --- G step: fool D (D has just changed: score the same fakes again) ----------------
+    if update_g:
+        loss_g = loss.g_loss(D(fake, *cond))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
     with no_grad():
+        if not update_g:  # G waits (warm-up, or D's extra steps): its loss is only shown
+            loss_g = loss.g_loss(D(fake.detach(), *cond))
         return {
             "loss_d": loss_d, "loss_g": loss_g,
-            "d_real": d_real.sigmoid().mean(), "d_fake": d_fake.sigmoid().mean(),
+            "d_real": loss.d_value(d_real).mean(), "d_fake": loss.d_value(d_fake).mean(),
         }
 
 
@@ -126,24 +148,46 @@ class Trainer:
         self.config = cfg = config.validate()
         self.device = backend.resolve_device(cfg.device)
         manual_seed(cfg.seed)  # initial weights
-        self.G, self.D = (m.to(self.device) for m in models.build(cfg.model))
-        betas = (cfg.beta1, 0.999)
+        built = models.build(cfg.model, cfg.conditional, critic=cfg.loss == "wgan-gp")
+        self.G, self.D = (m.to(self.device) for m in built)
+        betas = (cfg.beta1, cfg.beta2)
         self.opt_g = optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_d = optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
-        images, _ = data.mnist(cfg.data_dir, split="all")  # an unconditional GAN needs no labels
+        images, labels = data.mnist(cfg.data_dir, split="all")
         if cfg.limit is not None:
             if cfg.limit > len(images):
                 raise ConfigError(f"limit {cfg.limit} is more than the {len(images)} digits there are")
             # Every k-th digit rather than the first ones: the bundled file is sorted by class.
-            images = images[:: len(images) // cfg.limit][: cfg.limit]
+            images, labels = (a[:: len(images) // cfg.limit][: cfg.limit] for a in (images, labels))
         if cfg.batch_size > len(images):
             raise ConfigError(f"batch size {cfg.batch_size} is more than the {len(images)} digits there are")
-        self.loader = data.DataLoader((images,), cfg.batch_size, shuffle=True, seed=cfg.seed)
-        self.noise = np.random.default_rng([cfg.seed, 1])  # z for training steps
-        self.fixed_z = self._tensor(np.random.default_rng([cfg.seed, 2]).standard_normal((64, cfg.latent_dim)))
+        # Batches of (images, labels) for a conditional GAN; of (images,) for the others.
+        arrays = (images, labels) if cfg.conditional else (images,)
+        self.loader = data.DataLoader(arrays, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        self.noise = np.random.default_rng([cfg.seed, 1])  # z for training steps (and WGAN-GP's ε)
+        self.loss = losses.make(cfg.loss, cfg.label_smoothing, cfg.gp_weight, generator=self.noise)
+        fixed = np.random.default_rng([cfg.seed, 2])
+        if cfg.conditional:  # one row per digit 0-9, the same 8 noise vectors in every row
+            self.fixed_z = self._tensor(np.tile(fixed.standard_normal((8, cfg.latent_dim)), (10, 1)))
+            self.fixed_labels = np.repeat(np.arange(10), 8)
+        else:
+            self.fixed_z, self.fixed_labels = self._tensor(fixed.standard_normal((64, cfg.latent_dim))), None
+        self._evaluator = None  # made at the first epoch's end (it may train the classifier first)
+        # 1,000 samples scored at every epoch's end: the same z each time (and 100 of each class)
+        self.eval_noise = (np.random.default_rng([cfg.seed, 3]).standard_normal((1000, cfg.latent_dim)),
+                           np.arange(1000) % 10 if cfg.conditional else None)
         self.step = 0
         self.history = []  # per-step statistics (floats), for the loss curve
+        self.epoch_metrics = []  # one record per epoch (minigan.dashboard)
+        self.timeline = {}  # epoch -> the first fixed-noise samples, for the timeline strip
         self.saved = None  # (path, step) of the last checkpoint written or loaded
+
+    @property
+    def evaluator(self):
+        """The metrics' Evaluator, or None when the run computes no metrics."""
+        if self.config.metrics and self._evaluator is None:
+            self._evaluator = metrics.Evaluator(metrics.load_classifier(device=self.device))
+        return self._evaluator
 
     def _tensor(self, array):
         return Tensor(backend.to_device(np.asarray(array, dtype=np.float32), self.device))
@@ -155,6 +199,7 @@ class Trainer:
         arrays = {
             "G": self.G.state_dict(), "D": self.D.state_dict(),  # batch norm statistics too
             "opt_g": _optimizer_arrays(self.opt_g), "opt_d": _optimizer_arrays(self.opt_d),
+            "timeline": {str(epoch): images for epoch, images in self.timeline.items()},
         }
         meta = {
             "format": FORMAT,
@@ -167,6 +212,7 @@ class Trainer:
             "opt_g_steps": [s.get("step", 0) for s in self.opt_g.state],
             "opt_d_steps": [s.get("step", 0) for s in self.opt_d.state],
             "history": self.history,
+            "epoch_metrics": self.epoch_metrics,
         }
         return arrays, meta
 
@@ -213,12 +259,17 @@ class Trainer:
         set_rng_state(meta["rng"])
         self.step = meta["step"]
         self.history = meta["history"]
+        self.epoch_metrics = meta.get("epoch_metrics", [])
+        self.timeline = {int(epoch): images for epoch, images in arrays.get("timeline", {}).items()}
         self.saved = (path, self.step)
 
     # --- training ----------------------------------------------------------------
-    def train_step(self, real):
-        z = self._tensor(self.noise.standard_normal((real.shape[0], self.config.latent_dim)))
-        stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, self._tensor(real), z, self.config.label_smoothing)
+    def train_step(self, real, labels=None):
+        cfg = self.config
+        z = self._tensor(self.noise.standard_normal((real.shape[0], cfg.latent_dim)))
+        d_steps_done = self.step + 1 - cfg.d_warmup  # D steps after the warm-up, this one included
+        update_g = d_steps_done > 0 and d_steps_done % cfg.d_steps == 0
+        stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, self._tensor(real), z, self.loss, labels, update_g)
         self.step += 1
         return stats
 
@@ -233,11 +284,14 @@ class Trainer:
             self.history.append(values)
         pending.clear()
 
-    def samples(self, z=None):
-        """G's images for the fixed noise, in eval mode (batch norm on running statistics)."""
+    def samples(self, z=None, labels=None):
+        """G's images for noise z (an array; default: the fixed noise and labels), in
+        eval mode (batch norm on running statistics)."""
+        z, labels = (self.fixed_z, self.fixed_labels) if z is None else (self._tensor(z), labels)
+        cond = () if labels is None else (labels,)
         self.G.eval()
         with no_grad():
-            images = self.G(self.fixed_z if z is None else z).numpy()
+            images = self.G(z, *cond).numpy()
         self.G.train()
         return images
 
@@ -333,8 +387,8 @@ def train(config, resume=None, progress=True, max_steps=None):
         while trainer.step < total and not stop.requested:
             epoch = trainer.step // steps_per_epoch + 1
             bar.set_description(f"epoch {epoch}/{config.epochs}")
-            for (real,) in trainer.loader:  # the rest of this epoch
-                pending.append((trainer.step + 1, trainer.train_step(real)))
+            for batch in trainer.loader:  # the rest of this epoch
+                pending.append((trainer.step + 1, trainer.train_step(*batch)))
                 bar.update(1)
                 if len(pending) == config.log_every:
                     # One read-back for several steps: on a GPU this is the only sync.
@@ -346,10 +400,15 @@ def train(config, resume=None, progress=True, max_steps=None):
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it
             if trainer.step % steps_per_epoch == 0 or trainer.step >= total:
-                save_grid(trainer.samples(), os.path.join(out, f"samples_epoch{epoch:03d}.png"),
+                samples = trainer.samples()
+                save_grid(samples, os.path.join(out, f"samples_epoch{epoch:03d}.png"),
                           title=f"epoch {epoch}, step {trainer.step}")
+                trainer.timeline[epoch] = samples[::8]  # the first column of the grid
+                dashboard.write_epoch(trainer, out, epoch, steps=trainer.step - (epoch - 1) * steps_per_epoch)
             trainer.save(checkpoint)
         seconds = time.perf_counter() - start
         save_grid(trainer.samples(), os.path.join(out, "samples_final.png"))
         plot_losses(trainer.history, os.path.join(out, "losses.png"))
+        dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
+        dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
     return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds, "interrupted": stop.requested}
