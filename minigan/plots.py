@@ -46,8 +46,9 @@ def plot_losses(history, path):
     for key, label in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
         ax2.plot(steps, [h[key] for h in history], label=label, lw=0.8)
     ax2.set_xlabel("step")
-    ax2.set_ylim(0, 1)
-    ax2.set_title("discriminator outputs (probabilities)")
+    if all(0 <= h[k] <= 1 for h in history for k in ("d_real", "d_fake")):
+        ax2.set_ylim(0, 1)  # probabilities (a WGAN critic's scores are not)
+    ax2.set_title("discriminator outputs")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
