@@ -1,7 +1,8 @@
 """Hand-written Numba kernels for minigan, on raw NumPy (CPU) or CuPy (GPU) arrays.
 
 Each kernel's per-element work is one Python function, compiled into a parallel
-CPU loop and into a CUDA kernel; the array type picks which one runs.
+CPU loop and into a CUDA kernel; the array type picks which one runs. (col2im's
+CPU loop has a body of its own: see kernels/conv.py.)
 """
 
 import os

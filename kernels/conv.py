@@ -8,7 +8,9 @@ im2col lays every receptive field out as one column of a matrix
     r = (c*kh + i)*kw + j   (which tap),   q = (n*OH + oh)*OW + ow   (which output pixel)
 so convolution becomes one matrix product, weights (F, C*kh*kw) @ cols.
 col2im is its adjoint (transpose): it sends every column entry back to the
-pixel it was read from, summing where receptive fields overlap.
+pixel it was read from, summing where receptive fields overlap. A CUDA thread
+gathers the entries of one pixel; the CPU loop scatters them, plane by plane
+(see _col2im_cpu for why).
 """
 
 from numba import cuda, int64, prange, void
@@ -100,20 +102,42 @@ def _col2im_pixel(cols, x, n, c, h, w, kh, kw, sh, sw, ph, pw, OH, OW):
     x[n, c, h, w] = acc
 
 
-_col2im_pixel_cpu = host_body(_col2im_pixel)
 _col2im_pixel_gpu = device_body(_col2im_pixel)
+
+
+def _col2im_tap(cols, x, n, c, i, j, r, sh, sw, ph, pw, OH, OW):
+    """Add tap (i, j)'s entries of image n, column row r = (c*kh + i)*kw + j, onto
+    the pixels x[n, c] they were read from (skipping reads from the padding)."""
+    H, W = x.shape[2], x.shape[3]
+    # output rows oh with 0 <= oh*sh - ph + i < H, i.e. ceil((ph - i)/sh) <= oh < ceil((H + ph - i)/sh)
+    oh_lo, oh_hi = max(0, (ph - i + sh - 1) // sh), min(OH, (H + ph - i + sh - 1) // sh)
+    ow_lo, ow_hi = max(0, (pw - j + sw - 1) // sw), min(OW, (W + pw - j + sw - 1) // sw)
+    for oh in range(oh_lo, oh_hi):
+        q = (n * OH + oh) * OW
+        for ow in range(ow_lo, ow_hi):
+            x[n, c, oh * sh - ph + i, ow * sw - pw + j] += cols[r, q + ow]
+
+
+_col2im_tap_cpu = host_body(_col2im_tap)
 
 
 @cpu_launcher
 def _col2im_cpu(cols, x, kh, kw, sh, sw, ph, pw):
-    # One (n, c) image plane per parallel iteration.
+    # The CPU adds entries onto pixels (scatter) where a CUDA thread gathers
+    # them (below): one (n, c) plane per parallel iteration, so no two iterations
+    # write one pixel, and each reads its kh*kw rows of cols left to right. This
+    # is several times faster than gathering on a CPU, which spends its time on
+    # the integer divisions of each pixel's tap range. Sums are in x's precision.
     N, C, H, W = x.shape
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-    for plane in prange(N * C):
-        n, c = plane // C, plane % C
+    for plane in prange(C * N):
+        c, n = plane // N, plane % N  # channel-major: a channel's planes share rows of cols
         for h in range(H):
             for w in range(W):
-                _col2im_pixel_cpu(cols, x, n, c, h, w, kh, kw, sh, sw, ph, pw, OH, OW)
+                x[n, c, h, w] = 0
+        for i in range(kh):
+            for j in range(kw):
+                _col2im_tap_cpu(cols, x, n, c, i, j, (c * kh + i) * kw + j, sh, sw, ph, pw, OH, OW)
 
 
 @cuda_kernel(
