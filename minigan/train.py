@@ -399,16 +399,19 @@ def train(config, resume=None, progress=True, max_steps=None):
                 if trainer.step >= total or stop.requested:
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it
-            if trainer.step % steps_per_epoch == 0 or trainer.step >= total:
+            # An epoch's samples and metrics only at its end: a stop in the middle records
+            # none, so a resumed run records every epoch once, as a straight run does.
+            if trainer.step % steps_per_epoch == 0:
                 samples = trainer.samples()
                 save_grid(samples, os.path.join(out, f"samples_epoch{epoch:03d}.png"),
                           title=f"epoch {epoch}, step {trainer.step}")
                 trainer.timeline[epoch] = samples[::8]  # the first column of the grid
-                dashboard.write_epoch(trainer, out, epoch, steps=trainer.step - (epoch - 1) * steps_per_epoch)
+                dashboard.write_epoch(trainer, out, epoch, steps=steps_per_epoch)
             trainer.save(checkpoint)
         seconds = time.perf_counter() - start
         save_grid(trainer.samples(), os.path.join(out, "samples_final.png"))
         plot_losses(trainer.history, os.path.join(out, "losses.png"))
         dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
-        dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
+        if trainer.timeline:  # empty when the run stopped before its first epoch's end
+            dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
     return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds, "interrupted": stop.requested}

@@ -14,7 +14,7 @@ import pytest
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigan.train import Config, Trainer, read_checkpoint
 
-TINY = dict(limit=16, batch_size=8, epochs=1)
+TINY = dict(limit=16, batch_size=8, epochs=1, metrics=False)
 
 
 def _arrays(value):

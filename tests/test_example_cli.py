@@ -14,7 +14,7 @@ import pytest
 from minigan.train import Config, Trainer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
-QUICK = ["--model", "mlp", "--limit", "16", "--batch-size", "8"]
+QUICK = ["--model", "mlp", "--limit", "16", "--batch-size", "8", "--no-metrics"]
 
 # name: (flags, the message; {tmp} is the folder with the files below)
 CASES = {
@@ -61,7 +61,7 @@ def _make_files(tmp):
     (tmp / "corrupt" / "train-labels-idx1-ubyte").write_bytes(_idx(0x801, [10], 10))
     (tmp / "a-file").write_text("")
     (tmp / "notes.txt").write_text("step,loss\n1,0.5\n")
-    Trainer(Config(model="mlp", limit=16, batch_size=8)).save(tmp / "mlp.npz")
+    Trainer(Config(model="mlp", limit=16, batch_size=8, metrics=False)).save(tmp / "mlp.npz")
     (tmp / "cut.npz").write_bytes((tmp / "mlp.npz").read_bytes()[:5000])
 
 

@@ -3,6 +3,7 @@ training that goes bad (NaN) or is interrupted (Ctrl-C) stops cleanly with a
 checkpoint that works."""
 
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from minigan.train import Config, Trainer, TrainingError, train
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
 
-# 24 digits in batches of 8: 3 steps an epoch.
-SMALL = dict(limit=24, batch_size=8, epochs=2)
+# 24 digits in batches of 8: 3 steps an epoch. (The per-epoch metrics are deterministic
+# too, but their classifier would take most of the time.)
+SMALL = dict(limit=24, batch_size=8, epochs=2, metrics=False)
 
 
 def _everything(trainer):
@@ -97,8 +99,22 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, monkeypa
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------
+def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeypatch):
+    train_step = Trainer.train_step
+
+    def interrupted(self, *batch):
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C at the start of step 2
+        return train_step(self, *batch)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert result["interrupted"] and result["trainer"].step == 2
+    assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
+
+
 def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
-    flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--no-progress"]
+    flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--no-metrics", "--no-progress"]
     out = tmp_path / "run"
     checkpoint = out / "checkpoint.npz"
     run = subprocess.Popen([sys.executable, str(EXAMPLE), *flags, "--epochs", "100", "--out", str(out)],
@@ -120,8 +136,7 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     resumed = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(checkpoint), "--epochs", str(epochs),
                               "--no-progress"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    straight = train(Config(model="mlp", limit=24, batch_size=8, epochs=epochs, out=str(tmp_path / "straight")),
-                     progress=False)
+    straight = train(Config(model="mlp", **dict(SMALL, epochs=epochs), out=str(tmp_path / "straight")), progress=False)
     arrays, meta = load_checkpoint(checkpoint)
     assert meta["step"] == straight["trainer"].step == 3 * epochs
     reference, _ = straight["trainer"].state()
