@@ -1,0 +1,322 @@
+"""minigan's speed, side by side with PyTorch's when it is installed.
+
+    python benchmarks/run.py                     # ops at batch 64, steps at 64 and 128
+    python benchmarks/run.py --repeats 15        # more timed runs per row
+    python benchmarks/run.py --startup           # also the cold and warm start
+    python benchmarks/run.py --update-docs       # also write docs/benchmarks.md
+
+Everything runs in one process. Each row is warmed up, then timed ``--repeats``
+times, minigan and PyTorch taking turns, so that a busy machine slows both
+alike; the table gives the medians and their ratio. The ceiling is the
+machine's float32 matmul speed, measured in the same run (a 2048² NumPy matmul).
+PyTorch runs with ``torch.set_num_threads`` set to the number of cores this
+process may use.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+
+try:  # optional; imported before minigan, so PyTorch's OpenMP keeps its own settings
+    import torch
+except ImportError:
+    torch = None
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import minigan  # noqa: E402
+import startup  # noqa: E402
+import workloads  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
+TABLE_BEGIN, TABLE_END = "<!-- benchmark table -->", "<!-- end of benchmark table -->"
+# The speed targets: (row, what, limit).
+TARGETS = [
+    ("DCGAN training step, batch 64", "ratio", 1.5),
+    ("MLP GAN training step, batch 64", "ratio", 1.2),
+    ("conv2d 64→128 (14×14), batch 64", "peak", 0.60),
+]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per row (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
+    p.add_argument("--op-batch", type=int, default=64, help="batch of the single-op rows")
+    p.add_argument("--step-batches", type=int, nargs="+", default=[64, 128], help="batches of the training steps")
+    p.add_argument("--peak-size", type=int, default=2048, help="n of the n×n matmul that sets the ceiling")
+    p.add_argument("--no-torch", action="store_true", help="minigan only, even if PyTorch is installed")
+    p.add_argument("--startup", action="store_true", help="also time the cold and warm start (slow: compiles)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder (default %(default)s)")
+    p.add_argument("--update-docs", action="store_true", help="write the table and chart into docs/")
+    p.add_argument("--quick", action="store_true", help="one tiny iteration of everything (a smoke test)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup, args.op_batch, args.step_batches, args.peak_size = 1, 0, 2, [2], 128
+    return args
+
+
+# ------------------------------------------------------------- timing ---
+
+
+def _seconds(f):
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+def time_side_by_side(runs, repeats, warmup):
+    """Median seconds of each closure in ``runs``, timed in turns."""
+    for f in runs:
+        for _ in range(warmup):
+            f()
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for f, ts in zip(runs, times):
+            ts.append(_seconds(f))
+    return [statistics.median(ts) for ts in times]
+
+
+def matmul_peak(n, repeats):
+    """GFLOP/s of an n×n float32 NumPy matmul: the ceiling for compute-bound ops."""
+    a, b = (np.random.default_rng(i).standard_normal((n, n)).astype(np.float32) for i in (0, 1))
+    (t,) = time_side_by_side([lambda: a @ b], repeats, 1)
+    return 2 * n**3 / t / 1e9
+
+
+def copy_bandwidth(repeats):
+    """GB/s (read + write) of copying 64 MB: the ceiling for memory-bound ops."""
+    a = np.ones(16 << 20, np.float32)
+    b = np.empty_like(a)
+    (t,) = time_side_by_side([lambda: np.copyto(b, a)], repeats, 1)
+    return 2 * a.nbytes / t / 1e9
+
+
+# ---------------------------------------------------------------- rows ---
+
+
+def measure(args, use_torch):
+    frameworks = [minigan] + ([torch] if use_torch else [])
+    rows = []
+
+    def add(workload, batch):
+        runs = [workload.make(fw, batch) for fw in frameworks]
+        times = time_side_by_side(runs, args.repeats, args.warmup)
+        row = {"name": f"{workload.name}, batch {batch}", "group": workload.group, "minigan_s": times[0]}
+        if use_torch:
+            row["torch_s"] = times[1]
+        if workload.flops:
+            row["gflop"] = workload.flops(batch) / 1e9
+        if workload.bytes:
+            row["gbyte"] = workload.bytes(batch) / 1e9
+        rows.append(row)
+        print(f"  {_label(row)}", flush=True)
+
+    for w in workloads.OPS:
+        add(w, args.op_batch)
+    for w in workloads.STEPS:
+        for batch in args.step_batches:
+            add(w, batch)
+    return rows
+
+
+def _label(row):
+    text = f"{row['name']}: minigan {row['minigan_s'] * 1e3:.2f} ms"
+    if "torch_s" in row:
+        text += f", PyTorch {row['torch_s'] * 1e3:.2f} ms, ratio {row['minigan_s'] / row['torch_s']:.2f}"
+    return text
+
+
+def machine(use_torch):
+    import numba
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel ran
+        layer = "not started"
+    info = {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "numpy": f"{np.__version__} ({blas.get('name')} {blas.get('version')})",
+        "numba": f"{numba.__version__} (threading layer {layer}, "
+                 f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')})",
+        "minigan": minigan.__version__ if hasattr(minigan, "__version__") else "",
+        "load average": "%.2f %.2f %.2f" % os.getloadavg(),
+    }
+    if use_torch:
+        info["torch"] = f"{torch.__version__} (torch.set_num_threads({torch.get_num_threads()}))"
+    return info
+
+
+# -------------------------------------------------------------- output ---
+
+
+def _rate(row, peaks):
+    """(text of the rate, share of the ceiling) for minigan and for PyTorch."""
+    out = []
+    for key in ("minigan_s", "torch_s"):
+        if key not in row:
+            continue
+        if "gflop" in row:
+            rate = row["gflop"] / row[key]
+            out.append((f"{rate:.0f} GFLOP/s", rate / peaks["matmul_gflops"]))
+        elif "gbyte" in row:
+            rate = row["gbyte"] / row[key]
+            out.append((f"{rate:.1f} GB/s", rate / peaks["copy_gbs"]))
+        else:
+            out.append(("", None))
+    return out
+
+
+def table(rows, peaks, use_torch):
+    head = ["", "minigan (ms)", "rate", "of peak"]
+    if use_torch:
+        head = ["", "minigan (ms)", "PyTorch (ms)", "minigan / PyTorch", "minigan rate", "of peak",
+                "PyTorch rate", "of peak"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        rates = _rate(row, peaks)
+        cells = [row["name"], f"{row['minigan_s'] * 1e3:.2f}"]
+        if use_torch:
+            cells += [f"{row['torch_s'] * 1e3:.2f}", f"**{row['minigan_s'] / row['torch_s']:.2f}×**"]
+        for text, share in rates:
+            cells += [text, "" if share is None else f"{share:.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def target_lines(rows, peaks, use_torch):
+    by_name = {r["name"]: r for r in rows}
+    lines = []
+    for name, kind, limit in TARGETS:
+        row = by_name.get(name)
+        if row is None or (kind == "ratio" and not use_torch):
+            continue
+        if kind == "ratio":
+            value = row["minigan_s"] / row["torch_s"]
+            ok, text = value <= limit, f"{value:.2f}× (target ≤ {limit}×)"
+        else:
+            value = _rate(row, peaks)[0][1]
+            ok, text = value >= limit, f"{value:.0%} of the matmul peak (target ≥ {limit:.0%})"
+        lines.append(f"- {'met' if ok else 'MISSED'}: {name}: {text}")
+    return lines
+
+
+def chart(rows, use_torch, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in rows][::-1]
+    y = np.arange(len(rows))
+    panels = 2 if use_torch else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 0.45 * len(rows) + 1.5), squeeze=False)
+    ax = axes[0][0]
+    h = 0.4 if use_torch else 0.8
+    ax.barh(y + (h / 2 if use_torch else 0), [r["minigan_s"] * 1e3 for r in rows][::-1], h, label="minigan")
+    if use_torch:
+        ax.barh(y - h / 2, [r["torch_s"] * 1e3 for r in rows][::-1], h, label="PyTorch")
+    ax.set_xscale("log")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel("milliseconds (log scale), median")
+    ax.legend(loc="lower right")
+    if use_torch:
+        ax = axes[0][1]
+        ratios = [r["minigan_s"] / r["torch_s"] for r in rows][::-1]
+        ax.barh(y, ratios, 0.6, color=["tab:green" if v <= 1.2 else "tab:orange" for v in ratios])
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [""] * len(rows))
+        ax.set_xlabel("minigan / PyTorch (lower is better; 1 = as fast)")
+        for yi, v in zip(y, ratios):
+            ax.text(v, yi, f" {v:.2f}×", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(args, rows, peaks, info, use_torch, start):
+    cmd = "python benchmarks/run.py " + " ".join(a for a in sys.argv[1:] if a != "--update-docs")
+    parts = [
+        f"`{cmd.strip()}`, {time.strftime('%Y-%m-%d %H:%M')}: medians of {args.repeats} timed runs "
+        f"after {args.warmup} warm-up runs, minigan and PyTorch in turns in one process.",
+        "",
+        f"Ceilings measured in the same run: float32 matmul {args.peak_size}² (NumPy) "
+        f"**{peaks['matmul_gflops']:.0f} GFLOP/s**; memory copy **{peaks['copy_gbs']:.1f} GB/s**. "
+        "Ops are forward + backward (input and weight gradients); GFLOP/s counts the three "
+        "products of a convolution, GB/s the unavoidable traffic (read x, write y; read x and the "
+        "output gradient, write the input gradient).",
+        "",
+        table(rows, peaks, use_torch),
+        "",
+    ]
+    targets = target_lines(rows, peaks, use_torch)
+    if targets:
+        parts += ["Targets:", ""] + targets + [""]
+    if start:
+        parts += [
+            "Start-up to the end of the first DCGAN training step (`python benchmarks/startup.py`):",
+            "",
+            f"- cold (every kernel compiled, empty cache): **{start['cold']:.1f} s**",
+            f"- warm (kernels cached on disk): **{start['warm']:.1f} s**",
+            "",
+        ]
+    parts += ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items() if v), ""]
+    return "\n".join(parts)
+
+
+def update_docs(text, chart_path):
+    shutil.copyfile(chart_path, os.path.join(os.path.dirname(DOCS), "benchmarks.png"))
+    with open(DOCS) as f:
+        doc = f.read()
+    before, rest = doc.split(TABLE_BEGIN, 1)
+    _, after = rest.split(TABLE_END, 1)
+    with open(DOCS, "w") as f:
+        f.write(f"{before}{TABLE_BEGIN}\n{text}\n![minigan and PyTorch, side by side](benchmarks.png)\n\n{TABLE_END}{after}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    use_torch = torch is not None and not args.no_torch
+    if use_torch:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    print(f"minigan{' and PyTorch' if use_torch else ''}: {args.repeats} timed runs per row", flush=True)
+    peaks = {"matmul_gflops": matmul_peak(args.peak_size, args.repeats), "copy_gbs": copy_bandwidth(args.repeats)}
+    print(f"  ceilings: matmul {peaks['matmul_gflops']:.0f} GFLOP/s, copy {peaks['copy_gbs']:.1f} GB/s", flush=True)
+    rows = measure(args, use_torch)
+    start = startup.measure() if args.startup else None
+    info = machine(use_torch)
+    os.makedirs(args.out, exist_ok=True)
+    chart_path = os.path.join(args.out, "chart.png")
+    chart(rows, use_torch, chart_path)
+    text = report(args, rows, peaks, info, use_torch, start)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"rows": rows, "peaks": peaks, "machine": info, "startup": start}, f, indent=1)
+    if args.update_docs:
+        update_docs(text, chart_path)
+    print("\n" + text)
+    print(f"wrote {args.out}/table.md, chart.png, results.json" + (" and docs/benchmarks.md" if args.update_docs else ""))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
