@@ -40,7 +40,8 @@ def _channel_sums(u, v, c, a, b, start, step):
     su = 0.0
     suv = 0.0
     for n in range(N):
-        for l in range((start - n * L) % step, L, step):
+        first = (start - n * L) % step if step > 1 else 0  # no division when step is 1
+        for l in range(first, L, step):
             du = u[n, c, l] - a
             su += du
             suv += du * (v[n, c, l] - b)
@@ -140,17 +141,19 @@ _normalize_value_gpu = device_body(_normalize_value)
 _input_grad_value_cpu = host_body(_input_grad_value)
 _input_grad_value_gpu = device_body(_input_grad_value)
 
-# CPU: one (n, c) row per parallel iteration. GPU: one thread per value, in
-# memory order: flat index e = (n*C + c)*L + l.
+# CPU: one sample n per parallel iteration, its values in memory order (loops,
+# not a flat index: L is 1 after a Linear layer, and dividing a flat index
+# would cost more than the value's work). GPU: one thread per value, in memory
+# order: flat index e = (n*C + c)*L + l.
 
 
 @cpu_launcher
 def _normalize_cpu(x, gamma, beta, mean, invstd, y):
     N, C, L = x.shape
-    for row in prange(N * C):
-        n, c = row // C, row % C
-        for l in range(L):
-            _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, l)
+    for n in prange(N):
+        for c in range(C):
+            for l in range(L):
+                _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, l)
 
 
 @cuda_kernel(
@@ -167,10 +170,10 @@ def _normalize_cuda(x, gamma, beta, mean, invstd, y):
 @cpu_launcher
 def _input_grad_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
     N, C, L = x.shape
-    for row in prange(N * C):
-        n, c = row // C, row % C
-        for l in range(L):
-            _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l)
+    for n in prange(N):
+        for c in range(C):
+            for l in range(L):
+                _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l)
 
 
 @cuda_kernel(
