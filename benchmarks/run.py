@@ -69,6 +69,10 @@ def parse_args(argv=None):
 
 
 def _seconds(f):
+    # OpenMP's idle threads busy-wait for a while after a parallel loop (PyTorch's
+    # for ~300,000 spins: milliseconds); a pause lets them go to sleep, so no run
+    # pays for the other library's spinning threads.
+    time.sleep(0.02)
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
