@@ -49,12 +49,14 @@ def _nchw_to_rows(x):
 
 
 class Conv2d(Function):
-    def forward(self, x, weight, stride, padding):
+    def forward(self, x, weight, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, _, h, w = x.shape
         o, _, kh, kw = weight.shape
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-        self.cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)  # kept for the weight gradient
+        if cols is None:
+            cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+        self.cols = cols  # kept for the weight gradient
         return _rows_to_nchw(_wide_product(weight.reshape(o, -1), self.cols), n, oh, ow)
 
     def backward(self, g):
@@ -97,8 +99,11 @@ class ConvTranspose2d(Function):
 
     def backward(self, g):
         x, weight = self.inputs
-        gx = conv2d(g, weight, None, self.stride, self.padding) if self.needs_grad(0) else None
-        gw = conv2d_weight(g, x, weight.shape, self.stride, self.padding) if self.needs_grad(1) else None
+        # Both gradients read the windows of g: gather them once.
+        cols = kernels.im2col(g.data, *weight.shape[2:], *self.stride, *self.padding)
+        params = dict(stride=self.stride, padding=self.padding, cols=cols)
+        gx = Conv2d.apply(g, weight, **params) if self.needs_grad(0) else None
+        gw = conv2d_weight(g, x, weight.shape, **params) if self.needs_grad(1) else None
         return gx, gw
 
 
