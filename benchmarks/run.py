@@ -69,10 +69,11 @@ def parse_args(argv=None):
 
 
 def _seconds(f):
-    # OpenMP's idle threads busy-wait for a while after a parallel loop (PyTorch's
-    # for ~300,000 spins: milliseconds); a pause lets them go to sleep, so no run
-    # pays for the other library's spinning threads.
-    time.sleep(0.02)
+    # Idle worker threads busy-wait for a while after their last job: OpenBLAS's
+    # (NumPy's matmul) for about 0.1 s, PyTorch's OpenMP threads for 300,000
+    # spins. Right after a NumPy matmul, a PyTorch convolution took 5 times as
+    # long. A pause lets them go to sleep, so no run pays for the other's threads.
+    time.sleep(0.2)
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
