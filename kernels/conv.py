@@ -9,8 +9,8 @@ im2col lays every receptive field out as one column of a matrix
 so convolution becomes one matrix product, weights (F, C*kh*kw) @ cols.
 col2im is its adjoint (transpose): it sends every column entry back to the
 pixel it was read from, summing where receptive fields overlap. A CUDA thread
-gathers the entries of one pixel; the CPU loop scatters them, plane by plane
-(see _col2im_cpu for why).
+gathers the entries of one pixel; the CPU loop scatters them, channel by
+channel (see _col2im_cpu for why).
 """
 
 from numba import cuda, int64, prange, void
@@ -81,6 +81,14 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
 # ---------------------------------------------------------------- col2im ---
 
 
+@host_body  # plain integer arithmetic, like _out_size
+def _inside(tap, s, p, size, out):
+    """The output positions lo <= o < hi whose tap ``tap`` reads inside the image:
+    0 <= o*s - p + tap < size, i.e. (p - tap)/s <= o < (size + p - tap)/s, rounded
+    up (ceil(a/s) = (a + s - 1) // s, also for negative a), and 0 <= o < out."""
+    return max(0, (p - tap + s - 1) // s), min(out, (size + p - tap + s - 1) // s)
+
+
 def _col2im_pixel(cols, x, n, c, h, w, kh, kw, sh, sw, ph, pw, OH, OW):
     """x[n, c, h, w] = sum of the column entries read from that pixel.
 
@@ -105,17 +113,17 @@ def _col2im_pixel(cols, x, n, c, h, w, kh, kw, sh, sw, ph, pw, OH, OW):
 _col2im_pixel_gpu = device_body(_col2im_pixel)
 
 
-def _col2im_tap(cols, x, n, c, i, j, r, sh, sw, ph, pw, OH, OW):
-    """Add tap (i, j)'s entries of image n, column row r = (c*kh + i)*kw + j, onto
-    the pixels x[n, c] they were read from (skipping reads from the padding)."""
-    H, W = x.shape[2], x.shape[3]
-    # output rows oh with 0 <= oh*sh - ph + i < H, i.e. ceil((ph - i)/sh) <= oh < ceil((H + ph - i)/sh)
-    oh_lo, oh_hi = max(0, (ph - i + sh - 1) // sh), min(OH, (H + ph - i + sh - 1) // sh)
-    ow_lo, ow_hi = max(0, (pw - j + sw - 1) // sw), min(OW, (W + pw - j + sw - 1) // sw)
-    for oh in range(oh_lo, oh_hi):
-        q = (n * OH + oh) * OW
-        for ow in range(ow_lo, ow_hi):
-            x[n, c, oh * sh - ph + i, ow * sw - pw + j] += cols[r, q + ow]
+def _col2im_tap(cols, x, c, i, j, r, sh, sw, ph, pw, OH, OW):
+    """Add row r = (c*kh + i)*kw + j of cols, tap (i, j) of channel c, onto the
+    pixels of x[:, c] it was read from, skipping the reads from the padding."""
+    N, _, H, W = x.shape
+    oh_lo, oh_hi = _inside(i, sh, ph, H, OH)
+    ow_lo, ow_hi = _inside(j, sw, pw, W, OW)
+    for n in range(N):
+        for oh in range(oh_lo, oh_hi):
+            q = (n * OH + oh) * OW
+            for ow in range(ow_lo, ow_hi):
+                x[n, c, oh * sh - ph + i, ow * sw - pw + j] += cols[r, q + ow]
 
 
 _col2im_tap_cpu = host_body(_col2im_tap)
@@ -124,20 +132,21 @@ _col2im_tap_cpu = host_body(_col2im_tap)
 @cpu_launcher
 def _col2im_cpu(cols, x, kh, kw, sh, sw, ph, pw):
     # The CPU adds entries onto pixels (scatter) where a CUDA thread gathers
-    # them (below): one (n, c) plane per parallel iteration, so no two iterations
-    # write one pixel, and each reads its kh*kw rows of cols left to right. This
-    # is several times faster than gathering on a CPU, which spends its time on
-    # the integer divisions of each pixel's tap range. Sums are in x's precision.
+    # them (below): one channel c per parallel iteration, so no two iterations
+    # write one pixel; it reads its kh*kw rows of cols left to right, one after
+    # the other. Gathering on a CPU is several times slower: it spends its time
+    # on the integer divisions of each pixel's tap range, which here are worked
+    # out once per row of cols. Sums are in x's precision.
     N, C, H, W = x.shape
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-    for plane in prange(C * N):
-        c, n = plane // N, plane % N  # channel-major: a channel's planes share rows of cols
-        for h in range(H):
-            for w in range(W):
-                x[n, c, h, w] = 0
+    for c in prange(C):
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    x[n, c, h, w] = 0
         for i in range(kh):
             for j in range(kw):
-                _col2im_tap_cpu(cols, x, n, c, i, j, (c * kh + i) * kw + j, sh, sw, ph, pw, OH, OW)
+                _col2im_tap_cpu(cols, x, c, i, j, (c * kh + i) * kw + j, sh, sw, ph, pw, OH, OW)
 
 
 @cuda_kernel(
