@@ -72,8 +72,11 @@ def _seconds(f):
     # Idle worker threads busy-wait for a while after their last job: OpenBLAS's
     # (NumPy's matmul) for about 0.1 s, PyTorch's OpenMP threads for 300,000
     # spins. Right after a NumPy matmul, a PyTorch convolution took 5 times as
-    # long. A pause lets them go to sleep, so no run pays for the other's threads.
+    # long. A pause lets them go to sleep, so no run pays for the other's
+    # threads; one untimed run then wakes the library's own, as in a training
+    # loop, where one step follows another.
     time.sleep(0.2)
+    f()
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
