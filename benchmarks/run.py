@@ -54,35 +54,37 @@ def parse_args(argv=None):
     p.add_argument("--op-batch", type=int, default=64, help="batch of the single-op rows")
     p.add_argument("--step-batches", type=int, nargs="+", default=[64, 128], help="batches of the training steps")
     p.add_argument("--peak-size", type=int, default=2048, help="n of the n×n matmul that sets the ceiling")
+    p.add_argument("--only", default="", help="only the rows whose name contains this (e.g. DCGAN)")
     p.add_argument("--no-torch", action="store_true", help="minigan only, even if PyTorch is installed")
     p.add_argument("--startup", action="store_true", help="also time the cold and warm start (slow: compiles)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder (default %(default)s)")
     p.add_argument("--update-docs", action="store_true", help="write the table and chart into docs/")
+    p.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each timed run (see _seconds)")
     p.add_argument("--quick", action="store_true", help="one tiny iteration of everything (a smoke test)")
     args = p.parse_args(argv)
     if args.quick:
-        args.repeats, args.warmup, args.op_batch, args.step_batches, args.peak_size = 1, 0, 2, [2], 128
+        args.repeats, args.warmup, args.op_batch, args.step_batches, args.peak_size, args.pause = 1, 0, 2, [2], 128, 0
     return args
 
 
 # ------------------------------------------------------------- timing ---
 
 
-def _seconds(f):
+def _seconds(f, pause):
     # Idle worker threads busy-wait for a while after their last job: OpenBLAS's
     # (NumPy's matmul) for about 0.1 s, PyTorch's OpenMP threads for 300,000
     # spins. Right after a NumPy matmul, a PyTorch convolution took 5 times as
     # long. A pause lets them go to sleep, so no run pays for the other's
     # threads; one untimed run then wakes the library's own, as in a training
     # loop, where one step follows another.
-    time.sleep(0.2)
+    time.sleep(pause)
     f()
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
 
 
-def time_side_by_side(runs, repeats, warmup):
+def time_side_by_side(runs, repeats, warmup, pause=0.2):
     """Median seconds of each closure in ``runs``, timed in turns."""
     for f in runs:
         for _ in range(warmup):
@@ -90,7 +92,7 @@ def time_side_by_side(runs, repeats, warmup):
     times = [[] for _ in runs]
     for _ in range(repeats):
         for f, ts in zip(runs, times):
-            ts.append(_seconds(f))
+            ts.append(_seconds(f, pause))
     return [statistics.median(ts) for ts in times]
 
 
@@ -118,7 +120,7 @@ def measure(args, use_torch):
 
     def add(workload, batch):
         runs = [workload.make(fw, batch) for fw in frameworks]
-        times = time_side_by_side(runs, args.repeats, args.warmup)
+        times = time_side_by_side(runs, args.repeats, args.warmup, args.pause)
         row = {"name": f"{workload.name}, batch {batch}", "group": workload.group, "minigan_s": times[0]}
         if use_torch:
             row["torch_s"] = times[1]
@@ -130,10 +132,12 @@ def measure(args, use_torch):
         print(f"  {_label(row)}", flush=True)
 
     for w in workloads.OPS:
-        add(w, args.op_batch)
+        if args.only in w.name:
+            add(w, args.op_batch)
     for w in workloads.STEPS:
         for batch in args.step_batches:
-            add(w, batch)
+            if args.only in w.name:
+                add(w, batch)
     return rows
 
 
