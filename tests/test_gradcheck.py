@@ -14,7 +14,8 @@ import minigan.ops.unary
 # ``mg.gradcheck`` is the function; the module it lives in (with main, GradcheckError
 # and FULL_JACOBIAN_LIMIT) is reached through the import system.
 gc = importlib.import_module("minigan.gradcheck")
-from minigan.gradcheck_cases import CASES
+from minigan.gradcheck import cases as cases_module
+from minigan.gradcheck.cases import CASES
 
 CASES_BY_NAME = {case.name: case for case in CASES}
 
@@ -80,7 +81,7 @@ def test_wrong_backward_makes_gradcheck_return_false_when_not_raising(broken_tan
 def test_wrong_backward_makes_main_fail_and_name_the_op(broken_tanh, monkeypatch, capsys):
     # Run the command line entry point over two of the registered cases only.
     subset = [CASES_BY_NAME["tanh"], CASES_BY_NAME["exp"]]
-    monkeypatch.setattr("minigan.gradcheck_cases.CASES", subset)
+    monkeypatch.setattr(cases_module, "CASES", subset)
     assert gc.main() == 1
     out = capsys.readouterr().out
     assert "FAILED" in out
@@ -90,7 +91,7 @@ def test_wrong_backward_makes_main_fail_and_name_the_op(broken_tanh, monkeypatch
 
 
 def test_main_returns_0_when_all_pass(monkeypatch, capsys):
-    monkeypatch.setattr("minigan.gradcheck_cases.CASES", [CASES_BY_NAME["tanh"]])
+    monkeypatch.setattr(cases_module, "CASES", [CASES_BY_NAME["tanh"]])
     assert gc.main() == 0
     assert "all gradients match" in capsys.readouterr().out
 

@@ -18,9 +18,9 @@ import sys
 
 import numpy as np
 
-from . import backend
-from .autograd import enable_grad, grad, no_grad
-from .tensor import Tensor
+from .. import backend
+from ..autograd import enable_grad, grad, no_grad
+from ..tensor import Tensor
 
 FULL_JACOBIAN_LIMIT = 4000  # inputs·outputs up to which the whole Jacobian is compared
 
@@ -123,7 +123,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True)
 def first_derivatives(fn, n_inputs):
     """A function of (*inputs, v) returning the gradient of v·fn(inputs), flattened
     and concatenated: differentiating *it* checks the second derivatives."""
-    from .ops import cat
+    from ..ops import cat
 
     def grads_of(*args):
         inputs, v = args[:n_inputs], args[n_inputs]
@@ -152,8 +152,9 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
 
 
 # --- python -m minigan.gradcheck --------------------------------------------------
-def main(argv=None):
-    from .gradcheck_cases import CASES
+def main():
+    """Check every registered op (``cases.py``), print a table; return 1 if any fails."""
+    from .cases import CASES
 
     rows, failed = [], []
     header = f"{'op':<32} {'shapes':<34} {'max abs err':>11} {'max rel err':>11}  {'1st':<4} {'2nd':<4}"
@@ -183,6 +184,3 @@ def main(argv=None):
     print("all gradients match finite differences")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,10 +7,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from .losses import gradient_penalty
-from .nn import functional as F
-from .ops import cat, conv2d_weight
-from .tensor import Tensor
+from ..losses import gradient_penalty
+from ..nn import functional as F
+from ..ops import cat, conv2d_weight
+from ..tensor import Tensor
 
 Case = namedtuple("Case", "name fn make_inputs second_order")
 CASES = []
