@@ -48,15 +48,21 @@ class CpuLauncher:
     A launcher writes into arrays it is given and allocates nothing, so it is
     compiled without Numba's reference counting (``_nrt=False``). With it, every
     call of an inlined body would count each array argument up and down again,
-    which costs far more than the body's work: im2col ran 20 times slower."""
+    which costs far more than the body's work: im2col ran 20 times slower.
+
+    Sums may be added up in any order (``fastmath={"reassoc"}``, and no other
+    fast-math liberty: NaN and infinity still propagate), so that a loop that
+    sums can be vectorised: batch norm's per-channel sums ran 3 to 4 times
+    faster. They are accumulated in float64, so the order hardly matters."""
 
     def __init__(self, f):
-        self.parallel = njit(parallel=True, cache=True, _nrt=False)(f)
+        options = dict(cache=True, _nrt=False, fastmath={"reassoc"})
+        self.parallel = njit(parallel=True, **options)(f)
         # A copy under its own name: numba's disk cache tells functions apart by
         # name, not by compile options.
         serial = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
         serial.__qualname__ = f"{f.__qualname__}_serial"
-        self.serial = njit(cache=True, _nrt=False)(serial)
+        self.serial = njit(**options)(serial)
 
 
 def cpu_launcher(f):
