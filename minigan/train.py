@@ -36,7 +36,7 @@ from .tensor import Tensor
 @dataclasses.dataclass
 class Config:
     model: str = "dcgan"
-    epochs: int = 5
+    epochs: int = 25
     batch_size: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -48,6 +48,7 @@ class Config:
     beta2: float = 0.999
     gp_weight: float = 10.0  # λ of the WGAN-GP gradient penalty
     metrics: bool = True  # classifier-FID, score and coverage every epoch (minigan.metrics)
+    report_every: int = 1  # samples, metrics and dashboard every N epochs (and after the last)
     seed: int = 0
     device: str = "cpu"
     data_dir: str = None
@@ -66,6 +67,7 @@ class Config:
             ("seed", 0, "a non-negative integer"),
             ("latent_dim", 1, "a positive integer"),
             ("log_every", 1, "a positive integer"),
+            ("report_every", 1, "a positive integer"),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:
@@ -100,7 +102,7 @@ class Config:
 # What a resumed run must share with the run it continues, for the result to be the
 # same as one run straight through. The rest (epochs, device, folders, logging) may change.
 RUN_FIELDS = ("model", "batch_size", "lr", "beta1", "beta2", "label_smoothing", "seed", "latent_dim", "limit",
-              "loss", "d_steps", "d_warmup", "conditional", "gp_weight")
+              "loss", "d_steps", "d_warmup", "conditional", "gp_weight", "report_every")
 # The WGAN-GP paper's settings, where they differ from Config's (DCGAN) defaults.
 WGAN_GP_SETTINGS = {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "d_steps": 5, "label_smoothing": 1.0}
 FORMAT = "minigan-gan-checkpoint-2"
@@ -401,7 +403,7 @@ def train(config, resume=None, progress=True, max_steps=None):
             trainer.record(pending)  # every step is checked before a checkpoint holds it
             # An epoch's samples and metrics only at its end: a stop in the middle records
             # none, so a resumed run records every epoch once, as a straight run does.
-            if trainer.step % steps_per_epoch == 0:
+            if trainer.step % steps_per_epoch == 0 and (epoch % config.report_every == 0 or epoch == config.epochs):
                 samples = trainer.samples()
                 save_grid(samples, os.path.join(out, f"samples_epoch{epoch:03d}.png"),
                           title=f"epoch {epoch}, step {trainer.step}")

@@ -114,7 +114,7 @@ def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeyp
 
 
 def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
-    flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--no-metrics", "--no-progress"]
+    flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--report-every", "1", "--no-metrics", "--no-progress"]
     out = tmp_path / "run"
     checkpoint = out / "checkpoint.npz"
     run = subprocess.Popen([sys.executable, str(EXAMPLE), *flags, "--epochs", "100", "--out", str(out)],
