@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import minigan as mg
+import minigan.ops.conv
 import minigan.ops.unary
 
 # ``mg.gradcheck`` is the function; the module it lives in (with main, GradcheckError
@@ -34,6 +35,21 @@ def test_registered_case_first_order(name):
 def test_registered_case_second_order(name):
     case = CASES_BY_NAME[name]
     assert mg.gradgradcheck(case.fn, *case.make_inputs())
+
+
+CONV_CASES = [c.name for c in CASES if c.name.startswith("conv")]
+
+
+@pytest.mark.parametrize("per_sample_max_macs", [0, 1 << 40], ids=["one product", "one per sample"])
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_conv_cases_both_ways(name, per_sample_max_macs, monkeypatch):
+    # The convolutions compute their products one of two ways, by size; the cases
+    # are small, so force each way in turn.
+    monkeypatch.setattr(minigan.ops.conv, "PER_SAMPLE_MAX_MACS", per_sample_max_macs)
+    case = CASES_BY_NAME[name]
+    assert mg.gradcheck(case.fn, *case.make_inputs())
+    if case.second_order:
+        assert mg.gradgradcheck(case.fn, *case.make_inputs())
 
 
 def test_command_line_checks_every_case():
