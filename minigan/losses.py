@@ -26,11 +26,10 @@ targets; the critic has none.
 Each ``d_loss`` returns (loss, D's raw outputs on the real batch, on the fake batch).
 """
 
-import numpy as np
-
 from . import backend
 from .autograd import enable_grad, grad
 from .nn import functional as F
+from .random import default_generator
 from .tensor import Tensor
 
 
@@ -76,7 +75,7 @@ def gradient_penalty(D, real, fake, cond=(), generator=None):
     ``create_graph=True``: it is itself a graph, and the penalty's gradient with
     respect to D's weights differentiates through it (double backward).
     """
-    rng = generator or np.random.default_rng()
+    rng = generator or default_generator()
     eps = backend.to_device(rng.random((real.shape[0],) + (1,) * (real.ndim - 1)), real.device).astype(real.dtype)
     # x̂ is a new leaf: the penalty is about D's slope at x̂, not about how x̂ was made.
     x_hat = Tensor(eps * real.data + (1 - eps) * fake.data, requires_grad=True)
@@ -90,7 +89,7 @@ def gradient_penalty(D, real, fake, cond=(), generator=None):
 class WGANGP:
     def __init__(self, gp_weight=10.0, generator=None):
         self.gp_weight = gp_weight
-        self.generator = generator or np.random.default_rng()  # draws the interpolation ε
+        self.generator = generator or default_generator()  # draws the interpolation ε
 
     def d_loss(self, D, real, fake, cond=()):
         d_real, d_fake = D(real, *cond), D(fake, *cond)

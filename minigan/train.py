@@ -25,7 +25,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, dashboard, data, losses, metrics, models, nn, optim
+from . import backend, dashboard, data, losses, metrics, models, optim
 from .autograd import no_grad
 from .checkpoint import CheckpointError, flatten, load_checkpoint, save_checkpoint
 from .plots import plot_losses, save_grid

@@ -14,8 +14,6 @@ random-direction check: for a random input direction d and output weights w,
 ``python -m minigan.gradcheck`` runs it over every op and prints a table.
 """
 
-import sys
-
 import numpy as np
 
 from .. import backend
