@@ -49,6 +49,8 @@ def parse_args(argv=None):
                         "1.0 for wgan-gp)")
     p.add_argument("--d-warmup", type=int, help="D steps before G's first step (default: 0)")
     p.add_argument("--d-steps", type=int, help="D steps per G step (default: 1; 5 for wgan-gp)")
+    p.add_argument("--d-depth", type=int, choices=(2, 3),
+                   help="the DCGAN D's strided convolutions: 2 as in the DCGAN, or 3 to judge whole digits (default: 2)")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional GAN: the digit's class joins G's and D's inputs")
     p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,

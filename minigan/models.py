@@ -58,22 +58,35 @@ def dcgan_generator(latent_dim=LATENT_DIM, width=64):
     return nn.init.dcgan_init_(g)
 
 
-def dcgan_discriminator(width=64, batch_norm=True, in_channels=1):
+def dcgan_discriminator(width=64, batch_norm=True, in_channels=1, depth=2):
     """D: (1, 28, 28) -> Conv(1→w, 4, 2, 1) -> LeakyReLU(0.2) -> (w, 14, 14)
     -> Conv(w→2w, 4, 2, 1) -> BN -> LeakyReLU(0.2) -> (2w, 7, 7) -> Linear(1) logit.
 
     No batch norm on D's input layer (a DCGAN rule); ``batch_norm=False`` drops the
-    other one too (a WGAN-GP critic must not normalise across the batch: its
-    gradient penalty is per sample). ``in_channels`` > 1 takes label planes too."""
-    layers = [
-        nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
-        nn.LeakyReLU(0.2),
-        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
-    ]
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(2 * width))
-    layers += [nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1)]
+    other ones too (a WGAN-GP critic must not normalise across the batch: its
+    gradient penalty is per sample). ``in_channels`` > 1 takes label planes too.
+
+    ``depth=3`` adds Conv(2w→4w, 3, 2, 1) -> BN -> LeakyReLU(0.2) -> (4w, 4, 4)
+    before the logit. With two layers, the logit is a *linear* sum of features that
+    each see a 10×10 patch, so D can judge strokes but hardly the shape of a whole
+    digit; the third layer's features see 18×18 and mix the patches non-linearly
+    (see docs/results.md for what it changes)."""
+    if depth not in (2, 3):
+        raise ValueError(f"dcgan_discriminator: depth must be 2 or 3, got {depth!r}")
+    layers = [nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+    layers += _downsample(width, 2 * width, 4, batch_norm)  # -> (2w, 7, 7)
+    channels, side = 2 * width, 7
+    if depth == 3:
+        layers += _downsample(2 * width, 4 * width, 3, batch_norm)  # -> (4w, 4, 4)
+        channels, side = 4 * width, 4
+    layers += [nn.Flatten(), nn.Linear(channels * side * side, 1)]
     return nn.init.dcgan_init_(nn.Sequential(*layers))
+
+
+def _downsample(c_in, c_out, kernel, batch_norm):
+    """Conv(c_in→c_out, kernel, stride 2, padding 1) -> [BN] -> LeakyReLU(0.2): half the size."""
+    bn = [nn.BatchNorm2d(c_out)] if batch_norm else []
+    return [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=1), *bn, nn.LeakyReLU(0.2)]
 
 
 # --- conditional GAN: G(z, y) and D(x, y) for a digit class y --------------------------
@@ -109,28 +122,32 @@ class ConditionalDiscriminator(nn.Module):
         return self.net(cat([x.flatten(), y], dim=1))
 
 
-def _mlp(conditional, critic):
+def _mlp(conditional, critic, d_depth):
+    if d_depth != 2:
+        raise ValueError(f"d_depth applies to the dcgan only (the MLP D has no convolutions), got {d_depth}")
     extra = NUM_CLASSES if conditional else 0
     return mlp_generator(LATENT_DIM + extra), mlp_discriminator(extra_inputs=extra)
 
 
-def _dcgan(conditional, critic):
+def _dcgan(conditional, critic, d_depth):
     extra = NUM_CLASSES if conditional else 0
-    return dcgan_generator(LATENT_DIM + extra), dcgan_discriminator(batch_norm=not critic, in_channels=1 + extra)
+    D = dcgan_discriminator(batch_norm=not critic, in_channels=1 + extra, depth=d_depth)
+    return dcgan_generator(LATENT_DIM + extra), D
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
-def build(name, conditional=False, critic=False):
+def build(name, conditional=False, critic=False, d_depth=2):
     """(generator, discriminator) for a model name in MODELS.
 
     ``conditional``: G(z, y) and D(x, y) take the digit class y as well.
     ``critic``: a D fit for WGAN-GP (no batch norm; the MLP D has none anyway).
+    ``d_depth``: the DCGAN D's strided convolutions, 2 or 3 (``dcgan_discriminator``).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
-    G, D = MODELS[name](conditional, critic)
+    G, D = MODELS[name](conditional, critic, d_depth)
     if conditional:
         G, D = ConditionalGenerator(G), ConditionalDiscriminator(D, as_planes=name == "dcgan")
     return G, D

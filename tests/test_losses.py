@@ -1,6 +1,7 @@
 """The three GAN losses: values and gradients on small inputs, the gradient penalty and
 its gradient (double backward), and the D-before-G schedule."""
 
+import dataclasses
 import importlib
 import importlib.util
 import pathlib
@@ -12,7 +13,7 @@ import minigan as mg
 from minigan import losses, models
 from minigan.gradcheck import gradcheck, gradgradcheck
 from minigan.nn import functional as F
-from minigan.train import WGAN_GP_SETTINGS, Config, ConfigError, Trainer
+from minigan.train import WGAN_GP_SETTINGS, Config, ConfigError, Trainer, TrainingError
 
 gradcheck_module = importlib.import_module("minigan.gradcheck")  # (mg.gradcheck is the function)
 LOGITS = np.array([[-3.0], [-0.5], [0.0], [1.2], [4.0]])
@@ -222,6 +223,40 @@ def test_example_flags_reach_the_config():
             config.conditional, config.metrics) == ("mlp", "minimax", 1.0, 7, 2, True, False)
     wgan = example.make_config(example.parse_args(["--loss", "wgan-gp"]))
     assert (wgan.lr, wgan.beta1, wgan.beta2, wgan.d_steps, wgan.label_smoothing) == (1e-4, 0.0, 0.9, 5, 1.0)
+    assert example.make_config(example.parse_args(["--d-depth", "3"])).d_depth == 3
     default = example.make_config(example.parse_args([]))
-    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics) == \
-        ("dcgan", "nonsaturating", 0.9, False, True)
+    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics, default.d_depth) == \
+        ("dcgan", "nonsaturating", 0.9, False, True, 2)
+
+
+# --- a deeper D (--d-depth 3) -----------------------------------------------------------
+@pytest.mark.parametrize("critic", [False, True])
+def test_three_layer_discriminator(critic):
+    """depth 3: one more strided conv, (2w, 7, 7) -> (4w, 4, 4), then the logit; the
+    layers of depth 2 keep their names, so depth-2 checkpoints still load."""
+    two = models.dcgan_discriminator(width=4, batch_norm=not critic)
+    three = models.dcgan_discriminator(width=4, batch_norm=not critic, depth=3)
+    convs = [m for m in three.modules() if isinstance(m, mg.nn.Conv2d)]
+    assert [(c.weight.shape, c.stride) for c in convs] == [
+        ((4, 1, 4, 4), 2), ((8, 4, 4, 4), 2), ((16, 8, 3, 3), 2)]
+    assert three[len(three) - 1].weight.shape == (1, 16 * 4 * 4)
+    assert any("BatchNorm" in type(m).__name__ for m in three.modules()) == (not critic)
+    shared = [k for k in two.state_dict() if not k.startswith(str(len(two) - 1))]  # all but the logit layer
+    assert set(shared) <= set(three.state_dict())
+    out = three(mg.randn(3, 1, 28, 28))
+    assert out.shape == (3, 1)
+
+
+def test_d_depth_option_trains_the_dcgan_and_is_kept_on_resume(tmp_path):
+    config = Config(model="dcgan", batch_size=4, limit=8, metrics=False, d_depth=3, out=str(tmp_path))
+    trainer = Trainer(config)
+    assert sum(isinstance(m, mg.nn.Conv2d) for m in trainer.D.modules()) == 3
+    (real,) = next(iter(trainer.loader))
+    assert all(np.isfinite(v.item()) for v in trainer.train_step(real).values())
+    trainer.save(tmp_path / "checkpoint.npz")
+    with pytest.raises(TrainingError, match="d_depth=3.*d_depth=2"):
+        Trainer(dataclasses.replace(config, d_depth=2)).load(tmp_path / "checkpoint.npz")
+    with pytest.raises(ConfigError, match="d depth must be 2 or 3"):
+        Config(d_depth=4).validate()
+    with pytest.raises(ConfigError, match="d depth applies to the dcgan only"):
+        Config(model="mlp", d_depth=3).validate()
