@@ -34,30 +34,14 @@ def test_adam_first_three_steps_by_hand(lr, beta1, beta2, eps):
     p = P0.copy()
     m = np.zeros(3)
     v = np.zeros(3)
-    # step 1
-    g = GRADS[0]
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g**2
-    m_hat = m / (1 - beta1**1)  # bias correction: m starts at 0, so early means are too small
-    v_hat = v / (1 - beta2**1)
-    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
-    np.testing.assert_allclose(got[0], p, rtol=1e-12, atol=1e-15)
-    # step 2
-    g = GRADS[1]
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g**2
-    m_hat = m / (1 - beta1**2)
-    v_hat = v / (1 - beta2**2)
-    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
-    np.testing.assert_allclose(got[1], p, rtol=1e-12, atol=1e-15)
-    # step 3
-    g = GRADS[2]
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g**2
-    m_hat = m / (1 - beta1**3)
-    v_hat = v / (1 - beta2**3)
-    p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
-    np.testing.assert_allclose(got[2], p, rtol=1e-12, atol=1e-15)
+    for t, (g, after) in enumerate(zip(GRADS, got), start=1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t)  # bias correction: m starts at 0, so early means are too small
+        v_hat = v / (1 - beta2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(after, p, rtol=1e-12, atol=1e-15, err_msg=f"step {t}")
+    assert len(got) == 3
 
 
 def test_adam_first_step_is_about_lr_times_sign_of_gradient():
