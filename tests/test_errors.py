@@ -257,3 +257,10 @@ def test_output_folder_that_cannot_be_written(tmp_path):
     blocker.write_text("")
     with raises(TrainingError, f"cannot write to the output folder '{blocker / 'run'}': Not a directory"):
         prepare_output(str(blocker / "run"), "mlp")
+
+
+def test_conv_layer_kernel_size_that_is_not_a_pair():
+    with raises(ValueError, "kernel_size must be an int or a pair of ints, got (3, 3, 3)"):
+        nn.Conv2d(1, 2, (3, 3, 3))
+    with raises(ValueError, "kernel_size must be an int or a pair of ints, got (3,)"):
+        nn.ConvTranspose2d(1, 2, (3,))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..ops.conv import pair
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -50,13 +51,9 @@ class _ConvNd(Module):
         )
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
 class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        kh, kw = _pair(kernel_size)
+        kh, kw = pair(kernel_size, "kernel_size")
         weight_shape = (out_channels, in_channels, kh, kw)  # PyTorch's layout
         super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, in_channels * kh * kw)
 
@@ -67,7 +64,7 @@ class Conv2d(_ConvNd):
 
 class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
-        kh, kw = _pair(kernel_size)
+        kh, kw = pair(kernel_size, "kernel_size")
         weight_shape = (in_channels, out_channels, kh, kw)  # PyTorch's layout, fan-in from dim 1
         super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, out_channels * kh * kw)
         self.output_padding = output_padding

@@ -138,11 +138,12 @@ class ConvTranspose2d(Function):
         return gx, gw
 
 
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+def pair(value, name):
+    """An int or a pair of ints as a pair, e.g. a kernel size, stride or padding."""
+    values = (value, value) if isinstance(value, int) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, int) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
+    return values
 
 
 def _check_conv_input(name, x, weight, in_axis):
@@ -166,7 +167,7 @@ def _add_bias(y, bias, name):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
     _check_conv_input("conv2d", input, weight, 1)
     for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
         if k > size + 2 * p:
@@ -179,15 +180,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
     """The weight gradient of conv2d as an op of its own (so it can be differentiated)."""
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
     return Conv2dWeight.apply(
         input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
     )
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, output_size=None):
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
-    output_padding = _pair(output_padding, "output_padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    output_padding = pair(output_padding, "output_padding")
     _check_conv_input("conv_transpose2d", input, weight, 0)
     if output_size is None:
         # The size whose convolution gives back the input size, plus output_padding
