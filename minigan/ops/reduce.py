@@ -6,6 +6,8 @@
 broadcasting in its backward pass.
 """
 
+import math
+
 from ..autograd import Function
 from ..backend import get_xp
 
@@ -53,9 +55,7 @@ def sum(x, dim=None, keepdim=False):
 
 
 def mean(x, dim=None, keepdim=False):
-    count = 1
-    for a in _axes(dim, x.ndim):
-        count *= x.shape[a]
+    count = math.prod(x.shape[a] for a in _axes(dim, x.ndim))
     return sum(x, dim, keepdim) * (1.0 / count)
 
 

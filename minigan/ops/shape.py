@@ -2,6 +2,8 @@
 concat. Each backward puts the gradient back where the element came from.
 """
 
+import math
+
 from ..autograd import Function
 from ..backend import get_xp
 
@@ -84,11 +86,14 @@ def _check_dims(name, x, *dims):
             raise ValueError(f"{name}: dimension {dim} is out of range for a tensor of shape {x.shape}")
 
 
+def _tuple_arg(args):
+    """``f(x, 2, 3)`` and ``f(x, (2, 3))`` alike, as PyTorch's reshape and permute take them."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
 def reshape(x, *shape):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    known = 1
-    for n in shape:
-        known *= n if n != -1 else 1
+    shape = _tuple_arg(shape)
+    known = math.prod(n for n in shape if n != -1)  # the size of every axis but an inferred one
     size = x.data.size
     if shape.count(-1) > 1 or (known == 0 or size % known if -1 in shape else known != size):
         raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({size} elements) to {shape}")
@@ -96,7 +101,7 @@ def reshape(x, *shape):
 
 
 def permute(x, *dims):
-    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    dims = _tuple_arg(dims)
     _check_dims("permute", x, *dims)
     if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes of shape {x.shape}")
@@ -130,7 +135,5 @@ def cat(tensors, dim=0):
 def flatten(x, start_dim=1, end_dim=-1):
     _check_dims("flatten", x, start_dim, end_dim)
     start_dim, end = start_dim % x.ndim, end_dim % x.ndim
-    size = 1
-    for n in x.shape[start_dim : end + 1]:
-        size *= n
+    size = math.prod(x.shape[start_dim : end + 1])
     return reshape(x, x.shape[:start_dim] + (size,) + x.shape[end + 1 :])
