@@ -46,26 +46,36 @@ def unflatten(flat):
 
 def save_checkpoint(path, arrays, meta):
     """Atomically write ``arrays`` (a nested dict of NumPy arrays) and ``meta`` (JSON-able)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     flat = {k: np.asarray(v) for k, v in flatten(arrays).items()}
     flat[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    savez_atomic(path, flat)
+
+
+def savez_atomic(path, arrays, durable=True):
+    """``np.savez(path, **arrays)`` that never leaves half a file at ``path``: write a
+    temporary file in the same folder, then rename it over ``path``. ``durable``
+    also flushes the data and the rename to disk (a checkpoint must survive a power
+    cut; a cache that can be rebuilt need not)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
-            f.flush()
-            os.fsync(f.fileno())
+            np.savez(f, **arrays)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    if durable:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
 
 
 def load_checkpoint(path):

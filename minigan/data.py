@@ -10,17 +10,18 @@ Two sources of MNIST digits:
 Images come back as float32 in [-1, 1] with shape (N, 1, 28, 28), the range a
 ``tanh`` generator produces; labels come back as int64 of shape (N,).
 
-This module uses NumPy only and imports nothing else from minigan.
+Apart from the atomic file write of ``minigan.checkpoint``, this module uses NumPy only.
 """
 
 import gzip
 import importlib.util
 import os
-import tempfile
 import warnings
 import zlib
 
 import numpy as np
+
+from .checkpoint import savez_atomic
 
 __all__ = ["DataError", "mnist", "default_cache_dir", "DataLoader"]
 
@@ -166,19 +167,13 @@ _warned_cache = False
 
 
 def _write_cache(path, pixels, labels):
-    """Write atomically (temp file + os.replace); on failure warn once, go on."""
+    """Write atomically (minigan.checkpoint.savez_atomic); on failure warn once, go on."""
     global _warned_cache
     folder = os.path.dirname(path)
-    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, pixels=pixels, labels=labels)
-        os.replace(tmp, path)      # readers see the old file or the new one
+        savez_atomic(path, {"pixels": pixels, "labels": labels}, durable=False)
     except OSError as err:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
         if not _warned_cache:
             _warned_cache = True
             warnings.warn(f"MNIST cache not written to {folder} ({err}); "
