@@ -51,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--d-steps", type=int, help="D steps per G step (default: 1; 5 for wgan-gp)")
     p.add_argument("--d-depth", type=int, choices=(2, 3),
                    help="the DCGAN D's strided convolutions: 2 as in the DCGAN, or 3 to judge whole digits (default: 2)")
+    p.add_argument("--g-depth", type=int, choices=(2, 4),
+                   help="the DCGAN G's convolutions: 2 as in the DCGAN, or 4 with a 3×3 one before each upsampling (default: 2)")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional GAN: the digit's class joins G's and D's inputs")
     p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,

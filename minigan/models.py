@@ -37,21 +37,35 @@ def mlp_discriminator(hidden=128, extra_inputs=0):
     )
 
 
-def dcgan_generator(latent_dim=LATENT_DIM, width=64):
+def dcgan_generator(latent_dim=LATENT_DIM, width=64, depth=2):
     """G: z -> Linear(2w·7·7) -> BN -> ReLU -> (2w, 7, 7)
     -> ConvT(2w→w, 4, 2, 1) -> BN -> ReLU -> (w, 14, 14)
     -> ConvT(w→1, 4, 2, 1) -> tanh -> (1, 28, 28).
 
     DCGAN rules: fractionally-strided convolutions, batch norm everywhere but the
-    output, ReLU inside and tanh at the output, N(0, 0.02) weights."""
+    output, ReLU inside and tanh at the output, N(0, 0.02) weights.
+
+    ``depth=4`` puts a Conv(c→c, 3, 1, 1) -> BN -> ReLU before each transposed
+    convolution (at 7×7 and at 14×14), as the lecture notes' Keras G has a
+    stride-1 convolution beside its upsampling ones: each pixel is then made from
+    its neighbours' features at every scale, not only by the one Linear layer
+    (see docs/results.md for what it changes)."""
+    if depth not in (2, 4):
+        raise ValueError(f"dcgan_generator: depth must be 2 or 4, got {depth!r}")
+
+    def refine(c):  # Conv(c→c, 3, 1, 1) -> BN -> ReLU keeps the size (none at depth 2)
+        return [nn.Conv2d(c, c, 3, stride=1, padding=1), nn.BatchNorm2d(c), nn.ReLU()] if depth == 4 else []
+
     g = nn.Sequential(
         nn.Linear(latent_dim, 2 * width * 7 * 7),
         nn.BatchNorm1d(2 * width * 7 * 7),
         nn.ReLU(),
         nn.Unflatten(1, (2 * width, 7, 7)),
+        *refine(2 * width),
         nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
         nn.BatchNorm2d(width),
         nn.ReLU(),
+        *refine(width),
         nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),
         nn.Tanh(),
     )
@@ -122,32 +136,33 @@ class ConditionalDiscriminator(nn.Module):
         return self.net(cat([x.flatten(), y], dim=1))
 
 
-def _mlp(conditional, critic, d_depth):
-    if d_depth != 2:
-        raise ValueError(f"d_depth applies to the dcgan only (the MLP D has no convolutions), got {d_depth}")
+def _mlp(conditional, critic, d_depth, g_depth):
+    if (d_depth, g_depth) != (2, 2):
+        raise ValueError(f"d_depth and g_depth apply to the dcgan only (the MLP has no convolutions), got {d_depth}, {g_depth}")
     extra = NUM_CLASSES if conditional else 0
     return mlp_generator(LATENT_DIM + extra), mlp_discriminator(extra_inputs=extra)
 
 
-def _dcgan(conditional, critic, d_depth):
+def _dcgan(conditional, critic, d_depth, g_depth):
     extra = NUM_CLASSES if conditional else 0
     D = dcgan_discriminator(batch_norm=not critic, in_channels=1 + extra, depth=d_depth)
-    return dcgan_generator(LATENT_DIM + extra), D
+    return dcgan_generator(LATENT_DIM + extra, depth=g_depth), D
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
-def build(name, conditional=False, critic=False, d_depth=2):
+def build(name, conditional=False, critic=False, d_depth=2, g_depth=2):
     """(generator, discriminator) for a model name in MODELS.
 
     ``conditional``: G(z, y) and D(x, y) take the digit class y as well.
     ``critic``: a D fit for WGAN-GP (no batch norm; the MLP D has none anyway).
     ``d_depth``: the DCGAN D's strided convolutions, 2 or 3 (``dcgan_discriminator``).
+    ``g_depth``: the DCGAN G's convolutions, 2 or 4 (``dcgan_generator``).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
-    G, D = MODELS[name](conditional, critic, d_depth)
+    G, D = MODELS[name](conditional, critic, d_depth, g_depth)
     if conditional:
         G, D = ConditionalGenerator(G), ConditionalDiscriminator(D, as_planes=name == "dcgan")
     return G, D

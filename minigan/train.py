@@ -46,6 +46,7 @@ class Config:
     d_warmup: int = 0  # D steps before G's first step
     conditional: bool = False  # G(z, y) and D(x, y) get the digit's class y
     d_depth: int = 2  # the DCGAN D's strided convolutions: 2 (the DCGAN's) or 3 (models.dcgan_discriminator)
+    g_depth: int = 2  # the DCGAN G's convolutions: 2 (the DCGAN's) or 4 (models.dcgan_generator)
     beta2: float = 0.999
     gp_weight: float = 10.0  # λ of the WGAN-GP gradient penalty
     metrics: bool = True  # classifier-FID, score and coverage every epoch (minigan.metrics)
@@ -81,10 +82,12 @@ class Config:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1}")
         if not 0 < self.label_smoothing <= 1:
             problems.append(f"label smoothing target must be in (0, 1], got {self.label_smoothing}")
-        if self.d_depth not in (2, 3):
-            problems.append(f"d depth must be 2 or 3, got {self.d_depth}")
-        elif self.d_depth != 2 and self.model != "dcgan":
-            problems.append(f"d depth applies to the dcgan only (the {self.model} D has no convolutions)")
+        for name, choices in (("d_depth", (2, 3)), ("g_depth", (2, 4))):
+            value, what = getattr(self, name), name.replace("_", " ")
+            if value not in choices:
+                problems.append(f"{what} must be {' or '.join(map(str, choices))}, got {value}")
+            elif value != 2 and self.model != "dcgan":
+                problems.append(f"{what} applies to the dcgan only (the {self.model} has no convolutions)")
         if self.loss not in losses.LOSSES:
             problems.append(f"unknown loss {self.loss!r} (expected one of: {', '.join(losses.LOSSES)})")
         if self.loss == "wgan-gp" and self.label_smoothing != 1:
@@ -107,7 +110,7 @@ class Config:
 # What a resumed run must share with the run it continues, for the result to be the
 # same as one run straight through. The rest (epochs, device, folders, logging) may change.
 RUN_FIELDS = ("model", "batch_size", "lr", "beta1", "beta2", "label_smoothing", "seed", "latent_dim", "limit",
-              "loss", "d_steps", "d_warmup", "conditional", "d_depth", "gp_weight", "report_every")
+              "loss", "d_steps", "d_warmup", "conditional", "d_depth", "g_depth", "gp_weight", "report_every")
 # The WGAN-GP paper's settings, where they differ from Config's (DCGAN) defaults.
 WGAN_GP_SETTINGS = {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "d_steps": 5, "label_smoothing": 1.0}
 FORMAT = "minigan-gan-checkpoint-2"
@@ -155,7 +158,8 @@ class Trainer:
         self.config = cfg = config.validate()
         self.device = backend.resolve_device(cfg.device)
         manual_seed(cfg.seed)  # initial weights
-        built = models.build(cfg.model, cfg.conditional, critic=cfg.loss == "wgan-gp", d_depth=cfg.d_depth)
+        built = models.build(cfg.model, cfg.conditional, critic=cfg.loss == "wgan-gp",
+                             d_depth=cfg.d_depth, g_depth=cfg.g_depth)
         self.G, self.D = (m.to(self.device) for m in built)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)

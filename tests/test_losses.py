@@ -223,10 +223,11 @@ def test_example_flags_reach_the_config():
             config.conditional, config.metrics) == ("mlp", "minimax", 1.0, 7, 2, True, False)
     wgan = example.make_config(example.parse_args(["--loss", "wgan-gp"]))
     assert (wgan.lr, wgan.beta1, wgan.beta2, wgan.d_steps, wgan.label_smoothing) == (1e-4, 0.0, 0.9, 5, 1.0)
-    assert example.make_config(example.parse_args(["--d-depth", "3"])).d_depth == 3
+    deeper = example.make_config(example.parse_args(["--d-depth", "3", "--g-depth", "4"]))
+    assert (deeper.d_depth, deeper.g_depth) == (3, 4)
     default = example.make_config(example.parse_args([]))
-    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics, default.d_depth) == \
-        ("dcgan", "nonsaturating", 0.9, False, True, 2)
+    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics,
+            default.d_depth, default.g_depth) == ("dcgan", "nonsaturating", 0.9, False, True, 2, 2)
 
 
 # --- a deeper D (--d-depth 3) -----------------------------------------------------------
@@ -247,16 +248,35 @@ def test_three_layer_discriminator(critic):
     assert out.shape == (3, 1)
 
 
-def test_d_depth_option_trains_the_dcgan_and_is_kept_on_resume(tmp_path):
-    config = Config(model="dcgan", batch_size=4, limit=8, metrics=False, d_depth=3, out=str(tmp_path))
+# --- a deeper G (--g-depth 4) -----------------------------------------------------------
+def test_four_layer_generator():
+    """depth 4: a 3×3 stride-1 conv (with BN and ReLU) before each transposed conv,
+    at 7×7 and at 14×14; the output is still a (1, 28, 28) image in [-1, 1]."""
+    g = models.dcgan_generator(latent_dim=5, width=4, depth=4)
+    convs = [(type(m).__name__, m.weight.shape, m.stride) for m in g.modules()
+             if isinstance(m, (mg.nn.Conv2d, mg.nn.ConvTranspose2d))]
+    assert convs == [("Conv2d", (8, 8, 3, 3), 1), ("ConvTranspose2d", (8, 4, 4, 4), 2),
+                     ("Conv2d", (4, 4, 3, 3), 1), ("ConvTranspose2d", (4, 1, 4, 4), 2)]
+    assert sum("BatchNorm" in type(m).__name__ for m in g.modules()) == 4
+    out = g(mg.randn(3, 5))
+    assert out.shape == (3, 1, 28, 28) and np.abs(out.numpy()).max() <= 1
+    with pytest.raises(ValueError, match="depth must be 2 or 4, got 3"):
+        models.dcgan_generator(depth=3)
+
+
+@pytest.mark.parametrize("field, value, wrong, message", [
+    ("d_depth", 3, 4, "d depth must be 2 or 3"), ("g_depth", 4, 3, "g depth must be 2 or 4")])
+def test_depth_options_train_the_dcgan_and_are_kept_on_resume(tmp_path, field, value, wrong, message):
+    config = Config(model="dcgan", batch_size=4, limit=8, metrics=False, out=str(tmp_path), **{field: value})
     trainer = Trainer(config)
-    assert sum(isinstance(m, mg.nn.Conv2d) for m in trainer.D.modules()) == 3
+    net = trainer.D if field == "d_depth" else trainer.G
+    assert sum(isinstance(m, (mg.nn.Conv2d, mg.nn.ConvTranspose2d)) for m in net.modules()) == value
     (real,) = next(iter(trainer.loader))
     assert all(np.isfinite(v.item()) for v in trainer.train_step(real).values())
     trainer.save(tmp_path / "checkpoint.npz")
-    with pytest.raises(TrainingError, match="d_depth=3.*d_depth=2"):
-        Trainer(dataclasses.replace(config, d_depth=2)).load(tmp_path / "checkpoint.npz")
-    with pytest.raises(ConfigError, match="d depth must be 2 or 3"):
-        Config(d_depth=4).validate()
-    with pytest.raises(ConfigError, match="d depth applies to the dcgan only"):
-        Config(model="mlp", d_depth=3).validate()
+    with pytest.raises(TrainingError, match=f"{field}={value}.*{field}=2"):
+        Trainer(dataclasses.replace(config, **{field: 2})).load(tmp_path / "checkpoint.npz")
+    with pytest.raises(ConfigError, match=message):
+        Config(**{field: wrong}).validate()
+    with pytest.raises(ConfigError, match=f"{field.replace('_', ' ')} applies to the dcgan only"):
+        Config(model="mlp", **{field: value}).validate()
