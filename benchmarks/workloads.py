@@ -184,7 +184,7 @@ def _copy_weights(src, dst):
 def gan_step_workload(name, build):
     """One training step of minigan.train.gan_step: D on real (target 0.9) and on
     detached fakes (target 0), D's Adam update; then D re-scores the same fakes,
-    G's non-saturating loss, G's Adam update. BCE with logits; Adam(2e-4, (0.5, 0.999))."""
+    G's non-saturating loss (D's weights frozen), G's Adam update. BCE with logits; Adam(2e-4, (0.5, 0.999))."""
 
     def make(fw, batch):
         F = _functional(fw)
@@ -207,9 +207,11 @@ def gan_step_workload(name, build):
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
+            D.requires_grad_(False)  # G's step needs no weight gradients of D
             loss_g = F.binary_cross_entropy_with_logits(D(fake), targets[1.0])
             opt_g.zero_grad()
             loss_g.backward()
+            D.requires_grad_(True)
             opt_g.step()
 
         return step

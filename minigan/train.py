@@ -138,9 +138,15 @@ def gan_step(G, D, opt_g, opt_d, real, z, loss=losses.NonSaturating(0.9), labels
     opt_d.step()
     # --- G step: fool D (D has just changed: score the same fakes again) ----------------
     if update_g:
-        loss_g = loss.g_loss(D(fake, *cond))
-        opt_g.zero_grad()
-        loss_g.backward()
+        # The gradient reaches G's weights through D, but D's own weight gradients
+        # would be thrown away (D's next step starts from zero_grad): skip them.
+        D.requires_grad_(False)
+        try:
+            loss_g = loss.g_loss(D(fake, *cond))
+            opt_g.zero_grad()
+            loss_g.backward()
+        finally:
+            D.requires_grad_(True)
         opt_g.step()
     with no_grad():
         if not update_g:  # G waits (warm-up, or D's extra steps): its loss is only shown

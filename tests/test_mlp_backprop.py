@@ -196,3 +196,9 @@ def test_gan_step_moves_parameters_by_adams_first_step(gan):
     expected_g = adam_first_step(PG0, gg)
     for name, p in G.named_parameters():
         np.testing.assert_allclose(p.data - PG0[name], expected_g[name] - PG0[name], rtol=1e-9, atol=1e-15, err_msg=name)
+
+    # G's step did not compute D's weight gradients (they would be thrown away): D's
+    # gradients are still those of its own loss, and D is trainable again.
+    for name, p in D.named_parameters():
+        np.testing.assert_allclose(p.grad, gd[name], rtol=1e-9, atol=1e-15, err_msg=name)
+        assert p.requires_grad

@@ -85,6 +85,12 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Whether backward computes the parameters' gradients (PyTorch's name)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     def to(self, device):
         device = backend.resolve_device(device)
         for _, t in list(self.named_parameters()) + list(self.named_buffers()):
