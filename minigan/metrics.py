@@ -37,7 +37,7 @@ from .random import manual_seed
 from .tensor import Tensor
 
 NUM_CLASSES = 10
-CLASSIFIER_FORMAT = "minigan-mnist-classifier-1"  # bump when the network or its training changes
+CLASSIFIER_FORMAT = "minigan-mnist-classifier-2"  # bump when the network or its training changes
 HIT_SHARE = 0.2  # a class is "hit" when it gets at least a fifth of its fair share (1/10)
 
 
@@ -93,10 +93,14 @@ class Classifier:
         return self.read(images)[1].argmax(1)
 
 
-def train_classifier(epochs=12, batch_size=64, lr=2e-3, seed=0, train_size=None, progress=True, device="cpu"):
+def train_classifier(epochs=30, batch_size=64, lr=2e-3, seed=0, train_size=None, progress=True, device="cpu"):
     """Train the CNN on split "train" (with random shifts) and measure split "test".
 
     Adam at ``lr``, then at lr/10 for the last quarter of the epochs, to settle.
+    The score's scale rests on how sure the classifier is of real digits: real
+    MNIST should score about 9.9 of 10. After 12 epochs the real training digits
+    scored 9.68 (the classifier hedged on digits it classified right); after 30
+    they score 9.93, and the held-out accuracy rose from 98.4% to 98.8%.
     ``train_size`` keeps only that many training digits (for quick tests)."""
     manual_seed(seed)
     net = mnist_classifier().to(device)
