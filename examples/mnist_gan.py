@@ -1,6 +1,7 @@
 """Train a GAN on MNIST digits with minigan.
 
     python examples/mnist_gan.py                    # the DCGAN on the 5,000 bundled digits
+    python examples/mnist_gan.py --d-depth 2 --g-depth 2 --lr 2e-4 --batch-size 64 --ema 0   # the notes' DCGAN
     python examples/mnist_gan.py --model mlp        # the MLP GAN of the lecture notes
     python examples/mnist_gan.py --loss wgan-gp     # a WGAN-GP critic (with its own lr, betas, n_critic)
     python examples/mnist_gan.py --conditional      # G(z, y): one row of samples per digit
@@ -22,7 +23,7 @@ T0 = time.perf_counter()
 
 from minigan.checkpoint import CheckpointError  # noqa: E402
 from minigan.data import DataError  # noqa: E402
-from minigan.train import WGAN_GP_SETTINGS, Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
+from minigan.train import DCGAN_RUN_SETTINGS, WGAN_GP_SETTINGS, Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
 
 # Mistakes in the command line, the data, the checkpoint or the output folder, and a
 # run that went bad (NaN): reported in one line, without a traceback.
@@ -40,9 +41,11 @@ def parse_args(argv=None):
     p = Parser(description="Train a GAN on MNIST with minigan.")
     # Every default is None, so that a resumed run can tell the flags that were given.
     p.add_argument("--model", help=f"mlp or dcgan (default: {defaults.model})")
-    p.add_argument("--epochs", type=int, help="passes over the data (default: 25 for dcgan, 100 for mlp)")
-    p.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default: {defaults.lr})")
+    dcgan = DCGAN_RUN_SETTINGS
+    p.add_argument("--epochs", type=int, help=f"passes over the data (default: {dcgan['epochs']} for dcgan, 100 for mlp)")
+    p.add_argument("--batch-size", type=int, help=f"default: {dcgan['batch_size']} for dcgan, {defaults.batch_size} for mlp")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default: {dcgan['lr']} for dcgan, "
+                                            f"{defaults.lr} for mlp, {WGAN_GP_SETTINGS['lr']} for wgan-gp)")
     p.add_argument("--loss", help=f"minimax, nonsaturating or wgan-gp (default: {defaults.loss})")
     p.add_argument("--label-smoothing", type=float,
                    help=f"D's target for real digits; 1.0 turns one-sided smoothing off (default: {defaults.label_smoothing}; "
@@ -50,9 +53,14 @@ def parse_args(argv=None):
     p.add_argument("--d-warmup", type=int, help="D steps before G's first step (default: 0)")
     p.add_argument("--d-steps", type=int, help="D steps per G step (default: 1; 5 for wgan-gp)")
     p.add_argument("--d-depth", type=int, choices=(2, 3),
-                   help="the DCGAN D's strided convolutions: 2 as in the DCGAN, or 3 to judge whole digits (default: 2)")
+                   help="the DCGAN D's strided convolutions: 2 as in the notes' DCGAN, or 3 to judge whole digits "
+                        f"(default: {dcgan['d_depth']})")
     p.add_argument("--g-depth", type=int, choices=(2, 4),
-                   help="the DCGAN G's convolutions: 2 as in the DCGAN, or 4 with a 3×3 one before each upsampling (default: 2)")
+                   help="the DCGAN G's convolutions: 2 as in the notes' DCGAN, or 4 with a 3×3 one before each upsampling "
+                        f"(default: {dcgan['g_depth']})")
+    p.add_argument("--ema", type=float,
+                   help="draw samples and metrics from a moving average of G's weights with this decay, e.g. 0.99; "
+                        f"0 turns it off (default: {dcgan.get('ema', 0.0)} for dcgan, 0 for mlp)")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional GAN: the digit's class joins G's and D's inputs")
     p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,
@@ -79,11 +87,14 @@ def make_config(args):
         return resumed_config(args.resume, **given)
     # An epoch of the 5,000 digits is 78 steps: the MLP GAN needs many, so it reports less often.
     mlp = given.get("model") == "mlp"
-    given.setdefault("epochs", 100 if mlp else 25)
+    if mlp:
+        given.setdefault("epochs", 100)
     given.setdefault("report_every", 5 if mlp else 1)
-    if given.get("loss") == "wgan-gp":  # the WGAN-GP paper's settings, unless given
-        given = {**WGAN_GP_SETTINGS, **given}
-    return Config(**given)
+    # Presets, each overriding the one before, and the flags given override them all: the
+    # deeper DCGAN (--d-depth 2 --g-depth 2 --lr 2e-4 --batch-size 64 --ema 0 give the
+    # notes' DCGAN back), then the WGAN-GP paper's settings.
+    presets = {**({} if mlp else DCGAN_RUN_SETTINGS), **(WGAN_GP_SETTINGS if given.get("loss") == "wgan-gp" else {})}
+    return Config(**{**presets, **given})
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ import minigan as mg
 from minigan import losses, models
 from minigan.gradcheck import gradcheck, gradgradcheck
 from minigan.nn import functional as F
-from minigan.train import WGAN_GP_SETTINGS, Config, ConfigError, Trainer, TrainingError
+from minigan.train import DCGAN_RUN_SETTINGS, WGAN_GP_SETTINGS, Config, ConfigError, Trainer, TrainingError
 
 gradcheck_module = importlib.import_module("minigan.gradcheck")  # (mg.gradcheck is the function)
 LOGITS = np.array([[-3.0], [-0.5], [0.0], [1.2], [4.0]])
@@ -226,8 +226,13 @@ def test_example_flags_reach_the_config():
     deeper = example.make_config(example.parse_args(["--d-depth", "3", "--g-depth", "4"]))
     assert (deeper.d_depth, deeper.g_depth) == (3, 4)
     default = example.make_config(example.parse_args([]))
-    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics,
-            default.d_depth, default.g_depth) == ("dcgan", "nonsaturating", 0.9, False, True, 2, 2)
+    assert (default.model, default.loss, default.label_smoothing, default.conditional, default.metrics) == \
+        ("dcgan", "nonsaturating", 0.9, False, True)
+    # the example's DCGAN is the deeper one; the flags give back the lecture notes' DCGAN
+    assert all(getattr(default, k) == v for k, v in DCGAN_RUN_SETTINGS.items())
+    notes = example.make_config(example.parse_args(
+        ["--d-depth", "2", "--g-depth", "2", "--lr", "2e-4", "--batch-size", "64", "--ema", "0", "--epochs", "25"]))
+    assert notes == Config()
 
 
 # --- a deeper D (--d-depth 3) -----------------------------------------------------------
@@ -280,3 +285,34 @@ def test_depth_options_train_the_dcgan_and_are_kept_on_resume(tmp_path, field, v
         Config(**{field: wrong}).validate()
     with pytest.raises(ConfigError, match=f"{field.replace('_', ' ')} applies to the dcgan only"):
         Config(model="mlp", **{field: value}).validate()
+
+
+# --- samples from a moving average of G (--ema) ------------------------------------------
+def test_ema_keeps_a_moving_average_of_g_and_samples_from_it():
+    d = 0.9
+    trainer = Trainer(Config(model="dcgan", batch_size=4, limit=8, metrics=False, ema=d))
+    expected = {k: np.array(v, np.float64) for k, v in trainer.G.state_dict().items()}  # starts as G
+    (real,) = next(iter(trainer.loader))
+    for _ in range(3):
+        trainer.train_step(real)
+        for k, v in trainer.G.state_dict().items():  # weights and batch-norm statistics alike
+            expected[k] = d * expected[k] + (1 - d) * v
+    average = trainer.G_ema.state_dict()
+    assert set(average) == set(expected)
+    for k, v in average.items():
+        np.testing.assert_allclose(v, expected[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    assert not any(p.requires_grad for p in trainer.G_ema.parameters())
+
+    z = trainer.eval_noise[0][:6]
+    with mg.no_grad():
+        from_average = trainer.G_ema.eval()(mg.tensor(z.astype(np.float32))).numpy()
+        from_g = trainer.G.eval()(mg.tensor(z.astype(np.float32))).numpy()
+    trainer.G.train()
+    np.testing.assert_array_equal(trainer.samples(z), from_average)
+    assert np.abs(from_g - from_average).max() > 1e-3  # so the check above can tell them apart
+    assert trainer.G.training  # sampling left G training
+
+
+def test_ema_decay_must_be_below_one():
+    with pytest.raises(ConfigError, match=r"ema decay must be in \[0, 1\), got 1.0"):
+        Config(ema=1.0).validate()

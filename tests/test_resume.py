@@ -32,10 +32,10 @@ def _everything(trainer):
     return state, meta
 
 
-@pytest.mark.parametrize("model", ["mlp", "dcgan"])
-def test_stop_and_resume_gives_bit_identical_weights(tmp_path, model):
+@pytest.mark.parametrize("model, ema", [("mlp", 0.0), ("dcgan", 0.0), ("dcgan", 0.9)])
+def test_stop_and_resume_gives_bit_identical_weights(tmp_path, model, ema):
     n, k = 4, 2  # stop in the middle of the first epoch; the resumed run crosses into the second
-    config = Config(model=model, **SMALL)
+    config = Config(model=model, ema=ema, **SMALL)
     straight = train(dataclasses.replace(config, out=str(tmp_path / "straight")), progress=False, max_steps=n)
 
     resumed_out = str(tmp_path / "resumed")
