@@ -4,20 +4,24 @@ number of steps, then scored by the metrics of ``minigan.metrics``.
     python benchmarks/results.py                 # all rows, 390 steps each (5 DCGAN epochs)
     python benchmarks/results.py --steps 100 --only mlp   # a quick look at some rows
 
-One step is one batch of 64 real digits and one D update (G updates once every
-``d_steps`` of them, so WGAN-GP's G gets a fifth of the updates). The figures are
-those of the last epoch's 1,000 samples (the same noise for every row) against the
-1,000 held-out digits. Run folders go to runs/results/<row>/.
+One step is one batch of real digits (64 unless the row says otherwise) and one D
+update (G updates once every ``d_steps`` of them, so WGAN-GP's G gets a fifth of the
+updates). The DCGAN rows are the lecture notes' DCGAN (Config's defaults) unless they
+name a deeper G or D; the last row is the DCGAN as ``examples/mnist_gan.py`` runs it. The figures are
+those of 1,000 samples after the last step (the same noise for every row) against
+the 1,000 held-out digits. Run folders go to runs/results/<row>/.
 """
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
 import time
 
 from minigan import metrics
-from minigan.train import WGAN_GP_SETTINGS, Config, train
+from minigan import data
+from minigan.train import DCGAN_RUN_SETTINGS, WGAN_GP_SETTINGS, Config, train
 
 NS, MM, WGAN = "nonsaturating", "minimax", "wgan-gp"
 ROWS = [  # (row name, Config settings)
@@ -31,6 +35,9 @@ ROWS = [  # (row name, Config settings)
     ("DCGAN, minimax, no smoothing", dict(model="dcgan", loss=MM, label_smoothing=1.0)),
     ("conditional DCGAN, non-saturating, 0.9", dict(model="dcgan", loss=NS, conditional=True)),
     ("DCGAN, WGAN-GP (n_critic 5)", dict(model="dcgan", loss=WGAN, **WGAN_GP_SETTINGS)),
+    ("DCGAN, D of 3 convolutions", dict(model="dcgan", loss=NS, d_depth=3)),
+    ("DCGAN, D of 3, G of 4 convolutions", dict(model="dcgan", loss=NS, d_depth=3, g_depth=4)),
+    ("DCGAN, D of 3, G of 4, lr 5e-4, batch 32 (example's default)", dict(model="dcgan", loss=NS, **DCGAN_RUN_SETTINGS)),
 ]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -52,9 +59,10 @@ def main(argv=None):
     p.add_argument("--doc", default="docs/results.md", help="the file whose results block is rewritten")
     args = p.parse_args(argv)
     classifier = metrics.load_classifier()
+    digits, _ = data.mnist(split="all")
     bounds = metrics.Evaluator(classifier).bounds()
     lines = [
-        f"Command: `python benchmarks/results.py --steps {args.steps}` ({args.steps} steps of batch 64 per row, "
+        f"Command: `python benchmarks/results.py --steps {args.steps}` ({args.steps} steps per row, of batch 64 unless the row says, "
         f"seed 0; classifier accuracy on the held-out digits {classifier.accuracy:.1%}).",
         "",
         "| run | classifier-FID ↓ | score ↑ | classes | KL(hist ‖ uniform) ↓ | seconds |",
@@ -65,12 +73,14 @@ def main(argv=None):
     for name, settings in ROWS:
         if args.only and args.only.lower() not in name.lower():
             continue
-        epochs = -(-args.steps // 78)  # enough epochs for the steps (78 batches of 64 per epoch)
-        config = Config(epochs=epochs, out=os.path.join("runs", "results", slug(name)), **settings)
+        config = Config(out=os.path.join("runs", "results", slug(name)), **settings)
+        per_epoch = len(digits) // config.batch_size  # the loader drops the last, partial batch
+        config = dataclasses.replace(config, epochs=-(-args.steps // per_epoch))  # enough epochs for the steps
         start = time.perf_counter()
         result = train(config, progress=False, max_steps=args.steps)
         seconds = time.perf_counter() - start
-        row = markdown_row(name, result["trainer"].epoch_metrics[-1], seconds)
+        trainer = result["trainer"]  # scored where it stopped, which may be mid-epoch
+        row = markdown_row(name, trainer.evaluator.evaluate(trainer.samples(*trainer.eval_noise)), seconds)
         print(row, flush=True)
         lines.append(row)
     block = "\n".join([BEGIN, *lines, END])
