@@ -305,14 +305,18 @@ class Trainer:
         update_g = d_steps_done > 0 and d_steps_done % cfg.d_steps == 0
         stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, self._tensor(real), z, self.loss, labels, update_g)
         if update_g and self.G_ema is not None:
-            self._update_average()
+            self._update_average(g_steps=d_steps_done // cfg.d_steps)
         self.step += 1
         return stats
 
-    def _update_average(self):
+    def _update_average(self, g_steps):
         """average ← d·average + (1 - d)·G, for every weight and statistic of G: an
-        exponential moving average over roughly the last 1/(1 - d) G steps."""
-        d = self.config.ema
+        exponential moving average over roughly the last 1/(1 - d) G steps.
+
+        Early on it would mostly remember G's random initial weights, so the decay
+        ramps up as (1 + t)/(10 + t) over G's first t steps (as TensorFlow's
+        ExponentialMovingAverage does) until it reaches cfg.ema."""
+        d = min(self.config.ema, (1 + g_steps) / (10 + g_steps))
         for (_, avg), (_, now) in zip(_weights_and_statistics(self.G_ema), _weights_and_statistics(self.G)):
             avg.data *= d
             avg.data += (1 - d) * now.data

@@ -289,14 +289,15 @@ def test_depth_options_train_the_dcgan_and_are_kept_on_resume(tmp_path, field, v
 
 # --- samples from a moving average of G (--ema) ------------------------------------------
 def test_ema_keeps_a_moving_average_of_g_and_samples_from_it():
-    d = 0.9
+    d = 0.3  # below the ramp's (1 + t)/(10 + t) from t = 3 on, so both branches are checked
     trainer = Trainer(Config(model="dcgan", batch_size=4, limit=8, metrics=False, ema=d))
     expected = {k: np.array(v, np.float64) for k, v in trainer.G.state_dict().items()}  # starts as G
     (real,) = next(iter(trainer.loader))
-    for _ in range(3):
+    for t in range(1, 4):  # the decay ramps up over G's first steps: min(d, (1 + t)/(10 + t))
         trainer.train_step(real)
+        decay = min(d, (1 + t) / (10 + t))
         for k, v in trainer.G.state_dict().items():  # weights and batch-norm statistics alike
-            expected[k] = d * expected[k] + (1 - d) * v
+            expected[k] = decay * expected[k] + (1 - decay) * v
     average = trainer.G_ema.state_dict()
     assert set(average) == set(expected)
     for k, v in average.items():
