@@ -29,7 +29,7 @@ ROWS = [  # (row name, Config settings)
     ("MLP, non-saturating, no smoothing", dict(model="mlp", loss=NS, label_smoothing=1.0)),
     ("MLP, minimax, smoothing 0.9", dict(model="mlp", loss=MM)),
     ("MLP, minimax, no smoothing", dict(model="mlp", loss=MM, label_smoothing=1.0)),
-    ("DCGAN, non-saturating, smoothing 0.9 (default)", dict(model="dcgan", loss=NS)),
+    ("DCGAN, non-saturating, smoothing 0.9 (Config's default)", dict(model="dcgan", loss=NS)),
     ("DCGAN, non-saturating, no smoothing", dict(model="dcgan", loss=NS, label_smoothing=1.0)),
     ("DCGAN, minimax, smoothing 0.9", dict(model="dcgan", loss=MM)),
     ("DCGAN, minimax, no smoothing", dict(model="dcgan", loss=MM, label_smoothing=1.0)),
@@ -37,7 +37,7 @@ ROWS = [  # (row name, Config settings)
     ("DCGAN, WGAN-GP (n_critic 5)", dict(model="dcgan", loss=WGAN, **WGAN_GP_SETTINGS)),
     ("DCGAN, D of 3 convolutions", dict(model="dcgan", loss=NS, d_depth=3)),
     ("DCGAN, D of 3, G of 4 convolutions", dict(model="dcgan", loss=NS, d_depth=3, g_depth=4)),
-    ("DCGAN, D of 3, G of 4, lr 5e-4, batch 32 (example's default)", dict(model="dcgan", loss=NS, **DCGAN_RUN_SETTINGS)),
+    ("DCGAN, D of 3, G of 4, lr 1e-3, batch 32, EMA 0.99 (the example's)", dict(model="dcgan", loss=NS, **DCGAN_RUN_SETTINGS)),
 ]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
