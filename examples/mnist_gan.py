@@ -60,7 +60,7 @@ def parse_args(argv=None):
                         f"(default: {dcgan['g_depth']})")
     p.add_argument("--ema", type=float,
                    help="draw samples and metrics from a moving average of G's weights with this decay, e.g. 0.99; "
-                        f"0 turns it off (default: {dcgan.get('ema', 0.0)} for dcgan, 0 for mlp)")
+                        f"0 turns it off (default: {dcgan['ema']} for dcgan, 0 for mlp)")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional GAN: the digit's class joins G's and D's inputs")
     p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,
