@@ -19,8 +19,7 @@ import re
 import sys
 import time
 
-from minigan import metrics
-from minigan import data
+from minigan import data, metrics
 from minigan.train import DCGAN_RUN_SETTINGS, WGAN_GP_SETTINGS, Config, train
 
 NS, MM, WGAN = "nonsaturating", "minimax", "wgan-gp"

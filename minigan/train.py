@@ -317,7 +317,7 @@ class Trainer:
         ramps up as (1 + t)/(10 + t) over G's first t steps (as TensorFlow's
         ExponentialMovingAverage does) until it reaches cfg.ema."""
         d = min(self.config.ema, (1 + g_steps) / (10 + g_steps))
-        for (_, avg), (_, now) in zip(_weights_and_statistics(self.G_ema), _weights_and_statistics(self.G)):
+        for (_, avg), (_, now) in zip(self.G_ema.named_tensors(), self.G.named_tensors()):
             avg.data *= d
             avg.data += (1 - d) * now.data
 
@@ -343,10 +343,6 @@ class Trainer:
             images = net(z, *cond).numpy()
         self.G.train()  # G trains on; the average is only ever evaluated
         return images
-
-
-def _weights_and_statistics(module):
-    return list(module.named_parameters()) + list(module.named_buffers())
 
 
 def read_checkpoint(path):

@@ -72,6 +72,10 @@ class Module:
     def named_buffers(self):
         return self._named("_buffers")
 
+    def named_tensors(self):
+        """Parameters, then buffers (batch-norm statistics): everything state_dict holds."""
+        return list(self.named_parameters()) + list(self.named_buffers())
+
     # --- modes, devices, gradients -------------------------------------------
     def train(self, mode=True):
         for m in self.modules():
@@ -93,7 +97,7 @@ class Module:
 
     def to(self, device):
         device = backend.resolve_device(device)
-        for _, t in list(self.named_parameters()) + list(self.named_buffers()):
+        for _, t in self.named_tensors():
             t.data = backend.to_device(t.data, device)
             if t.grad is not None:
                 t.grad = backend.to_device(t.grad, device)
@@ -102,12 +106,11 @@ class Module:
     # --- saving and loading --------------------------------------------------
     def state_dict(self):
         """Parameters and buffers by dotted name, as NumPy copies."""
-        entries = list(self.named_parameters()) + list(self.named_buffers())
-        return OrderedDict((name, backend.to_numpy(t.data)) for name, t in entries)
+        return OrderedDict((name, backend.to_numpy(t.data)) for name, t in self.named_tensors())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values in place; missing, unexpected or mis-shaped entries are errors."""
-        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        own = OrderedDict(self.named_tensors())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
