@@ -17,26 +17,24 @@ def out_size(size, k, s, p):
 
 
 def ref_im2col(x, kh, kw, sh, sw, ph, pw):
-    N, C, H, W = x.shape
+    N, H, W, C = x.shape
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((C, kh, kw, N, OH, OW), x.dtype)
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    cols = np.empty((N, OH, OW, kh, kw, C), x.dtype)
     for i in range(kh):
         for j in range(kw):
-            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
-            cols[:, i, j] = window.transpose(1, 0, 2, 3)
-    return cols.reshape(C * kh * kw, N * OH * OW)
+            cols[:, :, :, i, j] = padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw]
+    return cols.reshape(N * OH * OW, kh * kw * C)
 
 
-def ref_col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw):
+def ref_col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    cols = cols.reshape(C, kh, kw, N, OH, OW)
-    padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw), cols.dtype)
+    cols = cols.reshape(N, OH, OW, kh, kw, C)
+    padded = np.zeros((N, H + 2 * ph, W + 2 * pw, C), cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
-            window += cols[:, i, j].transpose(1, 0, 2, 3)
-    return padded[:, :, ph : ph + H, pw : pw + W]
+            padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw] += cols[:, :, :, i, j]
+    return padded[:, ph : ph + H, pw : pw + W]
 
 
 def ref_batch_norm_forward(x, gamma, beta, eps):
@@ -60,13 +58,14 @@ def ref_batch_norm_backward(gy, x, mean, invstd, gamma):
 
 
 def conv_configs(count, seed=0):
-    """Random (N, C, H, W, kh, kw, sh, sw, ph, pw) with at least one output pixel."""
+    """Random (N, H, W, C, kh, kw, sh, sw, ph, pw) with at least one output pixel."""
     rng = np.random.default_rng(seed)
     configs = [
         (1, 1, 1, 1, 1, 1, 1, 1, 0, 0),  # a single pixel
-        (1, 1, 5, 7, 1, 1, 3, 2, 0, 0),  # 1x1 taps that skip pixels
-        (2, 3, 4, 4, 5, 5, 1, 1, 2, 2),  # kernel larger than the input
-        (1, 2, 6, 5, 2, 3, 3, 1, 2, 1),  # padding as large as the kernel
+        (1, 5, 7, 1, 1, 1, 3, 2, 0, 0),  # 1x1 taps that skip pixels
+        (2, 4, 4, 3, 5, 5, 1, 1, 2, 2),  # kernel larger than the input
+        (1, 6, 5, 2, 2, 3, 3, 1, 2, 1),  # padding as large as the kernel
+        (2, 6, 6, 16, 4, 4, 2, 2, 1, 1),  # the DCGAN's taps, with many channels
     ]
     while len(configs) < count:
         N, C = rng.integers(1, 4, size=2)
@@ -75,7 +74,7 @@ def conv_configs(count, seed=0):
         sh, sw = rng.integers(1, 4, size=2)
         ph, pw = rng.integers(0, 3, size=2)
         if H + 2 * ph >= kh and W + 2 * pw >= kw:
-            configs.append(tuple(int(v) for v in (N, C, H, W, kh, kw, sh, sw, ph, pw)))
+            configs.append(tuple(int(v) for v in (N, H, W, C, kh, kw, sh, sw, ph, pw)))
     return configs
 
 
@@ -85,8 +84,8 @@ CONV_CONFIGS = conv_configs(40)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
 def test_im2col_matches_reference(config, dtype):
-    N, C, H, W, *geometry = config
-    x = np.random.default_rng(1).standard_normal((N, C, H, W)).astype(dtype)
+    N, H, W, C, *geometry = config
+    x = np.random.default_rng(1).standard_normal((N, H, W, C)).astype(dtype)
     cols = kernels.im2col(x, *geometry)
     assert cols.dtype == dtype and cols.flags.c_contiguous
     np.testing.assert_array_equal(cols, ref_im2col(x, *geometry))
@@ -95,28 +94,28 @@ def test_im2col_matches_reference(config, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
 def test_col2im_matches_reference(config, dtype):
-    N, C, H, W, kh, kw, sh, sw, ph, pw = config
+    N, H, W, C, kh, kw, sh, sw, ph, pw = config
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    cols = np.random.default_rng(2).standard_normal((C * kh * kw, N * OH * OW)).astype(dtype)
+    cols = np.random.default_rng(2).standard_normal((N * OH * OW, kh * kw * C)).astype(dtype)
     x = kernels.col2im(cols, *config)
-    assert x.shape == (N, C, H, W) and x.dtype == dtype
+    assert x.shape == (N, H, W, C) and x.dtype == dtype
     np.testing.assert_allclose(x, ref_col2im(cols, *config), **TOL[dtype])
 
 
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
 def test_col2im_is_the_adjoint_of_im2col(config):
     # <col2im(c), x> == <c, im2col(x)> for all x and c.
-    N, C, H, W, kh, kw, sh, sw, ph, pw = config
+    N, H, W, C, kh, kw, sh, sw, ph, pw = config
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((N, C, H, W))
-    c = rng.standard_normal((C * kh * kw, N * out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw)))
+    x = rng.standard_normal((N, H, W, C))
+    c = rng.standard_normal((N * out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw), kh * kw * C))
     lhs = np.vdot(kernels.col2im(c, *config), x)
     rhs = np.vdot(c, kernels.im2col(x, kh, kw, sh, sw, ph, pw))
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
 def test_im2col_accepts_non_contiguous_input():
-    x = np.random.default_rng(4).standard_normal((3, 2, 5, 4)).transpose(1, 0, 2, 3)
+    x = np.random.default_rng(4).standard_normal((3, 2, 5, 4)).transpose(1, 2, 3, 0)  # (2, 5, 4, 3), strided
     np.testing.assert_array_equal(kernels.im2col(x, 3, 2, 1, 2, 1, 0), ref_im2col(x, 3, 2, 1, 2, 1, 0))
 
 

@@ -65,18 +65,18 @@ def test_kernels_run_on_the_simulator():
 
 
 CONV_CONFIGS = [
-    # (N, C, H, W, kh, kw, sh, sw, ph, pw)
-    (1, 1, 5, 4, 3, 3, 1, 1, 1, 1),
-    (2, 2, 5, 6, 2, 3, 2, 3, 0, 2),
-    (1, 3, 4, 3, 5, 1, 3, 2, 2, 0),
+    # (N, H, W, C, kh, kw, sh, sw, ph, pw)
+    (1, 5, 4, 1, 3, 3, 1, 1, 1, 1),
+    (2, 5, 6, 2, 2, 3, 2, 3, 0, 2),
+    (1, 4, 3, 3, 5, 1, 3, 2, 2, 0),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
 def test_im2col_and_col2im(config, dtype):
-    N, C, H, W, kh, kw, sh, sw, ph, pw = config
-    x = np.random.default_rng(0).standard_normal((N, C, H, W)).astype(dtype)
+    N, H, W, C, kh, kw, sh, sw, ph, pw = config
+    x = np.random.default_rng(0).standard_normal((N, H, W, C)).astype(dtype)
     cols_cpu, cols_gpu = on_cpu_and_cuda(kernels.im2col, x, kh, kw, sh, sw, ph, pw)
     assert_same(cols_cpu, cols_gpu, dtype)
     assert_same(*on_cpu_and_cuda(kernels.col2im, cols_cpu, *config), dtype)

@@ -69,7 +69,7 @@ def test_registered_signatures_are_the_launch_signatures(monkeypatch, dtype):
         monkeypatch.setattr(f"kernels.{module}.run", recording_run)
 
     x = np.ones((2, 3, 4, 5), dtype)
-    cols = kernels.im2col(x, 3, 3, 1, 1, 1, 1)
+    cols = kernels.im2col(x, 3, 3, 1, 1, 1, 1)  # x read as (N, H, W, C) = (2, 3, 4, 5)
     kernels.col2im(cols, 2, 3, 4, 5, 3, 3, 1, 1, 1, 1)
     x3, g = x.reshape(2, 3, 20), np.ones(3, dtype)
     y, mean, invstd = kernels.batch_norm_forward(x3, g, g, 1e-5)

@@ -2,10 +2,11 @@
 
 Shapes (PyTorch's layouts): input x (N, C, H, W); conv weight (O, C, kh, kw);
 transposed-conv weight (C_in, C_out, kh, kw). ``kernels.im2col`` gathers every
-kh×kw window of x into a column, so a convolution is one matrix product:
+kh×kw window of x into a row, channels last, so a convolution is one matrix
+product:
 
-    cols = im2col(x)                 (C·kh·kw, N·OH·OW)
-    y    = W.reshape(O, C·kh·kw) @ cols   ->  (O, N·OH·OW)  ->  (N, O, OH, OW)
+    cols = im2col(x as NHWC)                      (N·OH·OW, kh·kw·C)
+    y    = cols @ W as (kh·kw·C, O)   ->  (N·OH·OW, O), i.e. NHWC  ->  (N, O, OH, OW)
 
 ``kernels.col2im`` is im2col's adjoint (it sums every column entry back onto the
 pixel it came from). The three ops below are each other's gradients:
@@ -28,16 +29,26 @@ def conv_output_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
-def _rows_to_nchw(y, n, oh, ow):
-    """(O, N·OH·OW) -> (N, O, OH, OW), C-contiguous."""
-    return get_xp(y).ascontiguousarray(y.reshape(y.shape[0], n, oh, ow).transpose(1, 0, 2, 3))
+def _nhwc(x):
+    """(N, C, H, W) -> (N, H, W, C), C-contiguous: the channels of a pixel side by side."""
+    return get_xp(x).ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _nchw(rows, n, h, w):
+    """(N·H·W, C) or (N, H, W, C) -> (N, C, H, W), C-contiguous."""
+    return get_xp(rows).ascontiguousarray(rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2))
+
+
+def _taps_last(weight):
+    """(A, B, kh, kw) -> (A, kh·kw·B): a weight's rows in the order of im2col's taps."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _wide_product(a, b):
     """a @ b for a result that is copied into another layout next (so any layout will do).
 
     Computed as (bᵀ·aᵀ)ᵀ when the result would be wide (fewer rows than columns):
-    OpenBLAS is several times faster on these shapes, e.g. (128, 1024) @ (1024, 3136),
+    OpenBLAS is several times faster on these shapes, e.g. (128, 3136) @ (3136, 1024),
     when the long side is the rows of the result."""
     return (b.T @ a.T).T if a.shape[0] < b.shape[1] else a @ b
 
@@ -55,12 +66,6 @@ def _per_sample(rows, inner, cols):
     return rows * inner * cols <= PER_SAMPLE_MAX_MACS
 
 
-def _nchw_to_rows(x):
-    """(N, C, H, W) -> (C, N·H·W): the layout a GEMM against columns wants."""
-    n, c, h, w = x.shape
-    return get_xp(x).ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
-
-
 class Conv2d(Function):
     def forward(self, x, weight, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
@@ -68,14 +73,14 @@ class Conv2d(Function):
         o, _, kh, kw = weight.shape
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         if cols is None:
-            cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+            cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
         self.cols = cols  # kept for the weight gradient
-        w_mat = weight.reshape(o, -1)
-        if _per_sample(o, cols.shape[0], oh * ow):
-            # y[n] = W @ cols[:, n·OH·OW : (n+1)·OH·OW], already NCHW
-            per_sample = cols.reshape(-1, n, oh * ow).transpose(1, 0, 2)
+        w_mat = _taps_last(weight)  # (O, kh·kw·C)
+        if _per_sample(o, cols.shape[1], oh * ow):
+            # y[n] = W @ (the rows of sample n)ᵀ: (O, kh·kw·C) @ (kh·kw·C, OH·OW), already NCHW
+            per_sample = cols.reshape(n, oh * ow, -1).transpose(0, 2, 1)
             return get_xp(w_mat).matmul(w_mat, per_sample).reshape(n, o, oh, ow)
-        return _rows_to_nchw(_wide_product(w_mat, cols), n, oh, ow)
+        return _nchw(cols @ w_mat.T, n, oh, ow)
 
     def backward(self, g):
         x, weight = self.inputs
@@ -92,16 +97,18 @@ class Conv2dWeight(Function):
 
     def forward(self, x, gy, weight_shape, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
-        _, _, kh, kw = self.weight_shape = weight_shape
+        _, c, kh, kw = self.weight_shape = weight_shape
         if cols is None:
-            cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+            cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
         n, o, oh, ow = gy.shape
-        if _per_sample(o, oh * ow, cols.shape[0]):
-            # Σ_n gy[n] (O, OH·OW) @ cols[:, n·OH·OW : (n+1)·OH·OW]ᵀ, gy read as it is
-            per_sample = cols.reshape(-1, n, oh * ow).transpose(1, 2, 0)
-            return get_xp(gy).matmul(gy.reshape(n, o, oh * ow), per_sample).sum(0).reshape(weight_shape)
-        # (O, N·OH·OW) @ (N·OH·OW, C·kh·kw) -> (O, C·kh·kw)
-        return _wide_product(_nchw_to_rows(gy), cols.T).reshape(weight_shape)
+        if _per_sample(o, oh * ow, cols.shape[1]):
+            # Σ_n gy[n] (O, OH·OW) @ (the rows of sample n) (OH·OW, kh·kw·C), gy read as it is
+            gw = get_xp(gy).matmul(gy.reshape(n, o, oh * ow), cols.reshape(n, oh * ow, -1)).sum(0)
+        else:
+            # gyᵀ (O, N·OH·OW) @ cols (N·OH·OW, kh·kw·C)
+            gw = _wide_product(_nhwc(gy).reshape(-1, o).T, cols)
+        # (O, kh·kw·C) -> (O, C, kh, kw)
+        return get_xp(gw).ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -115,23 +122,21 @@ class ConvTranspose2d(Function):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, c_in, h, w = x.shape
         _, c_out, kh, kw = weight.shape
-        # Each input pixel scatters W[c_in] (a C_out·kh·kw patch) into the output: as
-        # columns that is Wᵀ·x, and col2im adds the overlapping patches up.
-        wt = weight.reshape(c_in, -1).T
-        if _per_sample(*wt.shape, h * w):
-            # cols[:, n·H·W : (n+1)·H·W] = Wᵀ @ x[n], written in place
-            xp = get_xp(x)
-            cols = xp.empty((wt.shape[0], n, h * w), dtype=x.dtype)
-            xp.matmul(wt, x.reshape(n, c_in, h * w), out=cols.transpose(1, 0, 2))
-            cols = cols.reshape(-1, n * h * w)
+        # Each input pixel scatters W[c_in] (a kh·kw·C_out patch) into the output: as
+        # rows that is x·W, and col2im adds the overlapping patches up.
+        w_mat = _taps_last(weight)  # (C_in, kh·kw·C_out)
+        if _per_sample(h * w, *w_mat.shape):
+            # the rows of sample n = x[n]ᵀ @ W: (H·W, C_in) @ (C_in, kh·kw·C_out), x read as it is
+            cols = get_xp(x).matmul(x.reshape(n, c_in, h * w).transpose(0, 2, 1), w_mat)
         else:
-            cols = wt @ _nchw_to_rows(x)  # (C_out·kh·kw, N·H·W)
-        return kernels.col2im(cols, n, c_out, *output_size, kh, kw, sh, sw, ph, pw)
+            cols = _nhwc(x).reshape(-1, c_in) @ w_mat  # (N·H·W, kh·kw·C_out)
+        y = kernels.col2im(cols.reshape(n * h * w, -1), n, *output_size, c_out, kh, kw, sh, sw, ph, pw)
+        return _nchw(y, n, *output_size)
 
     def backward(self, g):
         x, weight = self.inputs
         # Both gradients read the windows of g: gather them once.
-        cols = kernels.im2col(g.data, *weight.shape[2:], *self.stride, *self.padding)
+        cols = kernels.im2col(_nhwc(g.data), *weight.shape[2:], *self.stride, *self.padding)
         params = dict(stride=self.stride, padding=self.padding, cols=cols)
         gx = Conv2d.apply(g, weight, **params) if self.needs_grad(0) else None
         gw = conv2d_weight(g, x, weight.shape, **params) if self.needs_grad(1) else None
