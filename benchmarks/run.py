@@ -15,6 +15,7 @@ process may use.
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -70,29 +71,41 @@ def parse_args(argv=None):
 # ------------------------------------------------------------- timing ---
 
 
-def _seconds(f, pause):
+def _seconds(f, pause, number):
     # Idle worker threads busy-wait for a while after their last job: OpenBLAS's
     # (NumPy's matmul) for about 0.1 s, PyTorch's OpenMP threads for 300,000
     # spins. Right after a NumPy matmul, a PyTorch convolution took 5 times as
     # long. A pause lets them go to sleep, so no run pays for the other's
     # threads; one untimed run then wakes the library's own, as in a training
-    # loop, where one step follows another.
+    # loop, where one step follows another. Returns the time of one run, out of
+    # ``number`` runs back to back.
     time.sleep(pause)
     f()
     start = time.perf_counter()
-    f()
-    return time.perf_counter() - start
+    for _ in range(number):
+        f()
+    return (time.perf_counter() - start) / number
+
+
+# A timed sample lasts at least this long: a few-millisecond row (the MLP GAN's
+# step) is timed as several runs back to back, as in a training loop, so that
+# one preemption by the machine's other work does not decide a sample.
+MIN_SAMPLE_SECONDS = 0.05
 
 
 def time_side_by_side(runs, repeats, warmup, pause=0.2):
     """Median seconds of each closure in ``runs``, timed in turns."""
+    numbers = []
     for f in runs:
         for _ in range(warmup):
             f()
+        start = time.perf_counter()
+        f()
+        numbers.append(max(1, math.ceil(MIN_SAMPLE_SECONDS / (time.perf_counter() - start))))
     times = [[] for _ in runs]
     for _ in range(repeats):
-        for f, ts in zip(runs, times):
-            ts.append(_seconds(f, pause))
+        for f, ts, number in zip(runs, times, numbers):
+            ts.append(_seconds(f, pause, number))
     return [statistics.median(ts) for ts in times]
 
 
