@@ -6,17 +6,18 @@ OH x OW with
     OH = (H + 2*ph - kh) // sh + 1,   OW = (W + 2*pw - kw) // sw + 1.
 im2col lays every receptive field out as one row of a matrix
     cols[q, k] = x[n, oh*sh - ph + i, ow*sw - pw + j, c]   (0 in the padding)
-    q = (n*OH + oh)*OW + ow   (which output pixel),   k = (i*kw + j)*C + c   (which tap)
-so convolution becomes one matrix product, cols @ weights (kh*kw*C, F), whose
-result (N*OH*OW, F) is the output, NHWC again. col2im is its adjoint
-(transpose): it sends every entry of cols back to the pixel it was read from,
-summing where receptive fields overlap.
+    q = (n*OH + oh)*OW + ow   (which output pixel),   k = (c*kh + i)*kw + j   (which tap)
+so convolution becomes one matrix product, cols @ weights (C*kh*kw, F), whose
+result (N*OH*OW, F) is the output, NHWC again; k runs in the order of PyTorch's
+weight layout (F, C, kh, kw). col2im is its adjoint (transpose): it sends every
+entry of cols back to the pixel it was read from, summing where receptive
+fields overlap.
 
-Why channels last: each tap (i, j) of a row is then the C channels of one
-pixel, which lie side by side in x, so im2col copies runs of C contiguous
-values and col2im adds them back as runs. On the CPU both ran about 3.5 times
-faster than when they read or wrote single values of NCHW planes, including
-the copies between NCHW and NHWC (the DCGAN's 64→128 layer at batch 64).
+Why NHWC: the C channels of one pixel, which every tap reads, then lie side by
+side in x, and a row of cols (C*kh*kw values, a few kB) stays in the L1 cache
+while it is filled; reading whole NCHW planes value by value instead was about
+3.5 times slower on the CPU, including the copies between NCHW and NHWC (the
+DCGAN's 64→128 layer at batch 64).
 """
 
 from numba import cuda, int64, prange, void
@@ -33,17 +34,17 @@ def _out_size(size, k, s, p):
 # ---------------------------------------------------------------- im2col ---
 
 
-def _im2col_tap(x, cols, q, k, n, h, w, c0, c1):
-    """cols[q, k + c] = x[n, h, w, c] for c0 <= c < c1, or 0 if (h, w) lies in
-    the zero padding. A CPU work item copies all C channels of a tap at once, a
-    CUDA thread one (so neighbouring threads touch neighbouring channels)."""
+def _im2col_tap(x, cols, q, t, taps, n, h, w, c0, c1):
+    """cols[q, c*taps + t] = x[n, h, w, c] for c0 <= c < c1 (tap t of the kernel's
+    taps), or 0 if (h, w) lies in the zero padding. A CPU work item copies all C
+    channels of a tap at once, a CUDA thread one."""
     H, W = x.shape[1], x.shape[2]
     if 0 <= h < H and 0 <= w < W:
         for c in range(c0, c1):
-            cols[q, k + c] = x[n, h, w, c]
+            cols[q, c * taps + t] = x[n, h, w, c]
     else:
         for c in range(c0, c1):
-            cols[q, k + c] = 0
+            cols[q, c * taps + t] = 0
 
 
 _im2col_tap_cpu = host_body(_im2col_tap)
@@ -62,7 +63,7 @@ def _im2col_cpu(x, cols, kh, kw, sh, sw, ph, pw):
                 q = (n * OH + oh) * OW + ow
                 for i in range(kh):
                     for j in range(kw):
-                        _im2col_tap_cpu(x, cols, q, (i * kw + j) * C, n, oh * sh - ph + i, ow * sw - pw + j, 0, C)
+                        _im2col_tap_cpu(x, cols, q, i * kw + j, kh * kw, n, oh * sh - ph + i, ow * sw - pw + j, 0, C)
 
 
 @cuda_kernel(
@@ -76,12 +77,12 @@ def _im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw):
     for e in range(cuda.grid(1), rows * width, cuda.gridsize(1)):
         q, k = e // width, e % width
         n, oh, ow = q // (OH * OW), q // OW % OH, q % OW
-        i, j, c = k // (kw * C), k // C % kw, k % C
-        _im2col_tap_gpu(x, cols, q, k - c, n, oh * sh - ph + i, ow * sw - pw + j, c, c + 1)
+        c, i, j = k // (kh * kw), k // kw % kh, k % kw
+        _im2col_tap_gpu(x, cols, q, i * kw + j, kh * kw, n, oh * sh - ph + i, ow * sw - pw + j, c, c + 1)
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw):
-    """(N, H, W, C) -> cols of shape (N*OH*OW, kh*kw*C); see the module docstring."""
+    """(N, H, W, C) -> cols of shape (N*OH*OW, C*kh*kw); see the module docstring."""
     x = contiguous(x)
     N, H, W, C = x.shape
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
@@ -109,7 +110,7 @@ def _col2im_pixel(cols, x, n, h, w, c, kh, kw, sh, sw, ph, pw, OH, OW):
     acc = 0.0  # float64 accumulator, for float32 data too
     for oh in range(oh_lo, oh_hi + 1):
         for ow in range(ow_lo, ow_hi + 1):
-            acc += cols[(n * OH + oh) * OW + ow, ((hp - oh * sh) * kw + wp - ow * sw) * C + c]
+            acc += cols[(n * OH + oh) * OW + ow, (c * kh + hp - oh * sh) * kw + wp - ow * sw]
     x[n, h, w, c] = acc
 
 
@@ -120,9 +121,10 @@ _col2im_pixel_gpu = device_body(_col2im_pixel)
 def _col2im_cpu(cols, x, kh, kw, sh, sw, ph, pw):
     # The CPU adds entries onto pixels (scatter) where a CUDA thread gathers
     # them (below). Gathering needs integer divisions to find each pixel's taps,
-    # and on a CPU they would be most of the cost; scattering walks the rows of
-    # cols in order and finds the taps inside the image by comparisons. One
-    # sample per parallel iteration, so no two iterations write one pixel.
+    # and on a CPU they would be most of the cost; scattering finds the taps
+    # inside the image by comparisons. One sample per parallel iteration, so no
+    # two iterations write one pixel; tap by tap, so each pixel adds up its
+    # entries in the order of the taps. Sums are in x's precision.
     N, H, W, C = x.shape
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
     for n in prange(N):
@@ -130,17 +132,16 @@ def _col2im_cpu(cols, x, kh, kw, sh, sw, ph, pw):
             for w in range(W):
                 for c in range(C):
                     x[n, h, w, c] = 0
-        for oh in range(OH):
-            for ow in range(OW):
-                q = (n * OH + oh) * OW + ow
-                for i in range(kh):
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(OH):
                     h = oh * sh - ph + i
-                    for j in range(kw):
+                    for ow in range(OW):
                         w = ow * sw - pw + j
                         if 0 <= h < H and 0 <= w < W:
-                            k = (i * kw + j) * C
+                            q = (n * OH + oh) * OW + ow
                             for c in range(C):
-                                x[n, h, w, c] += cols[q, k + c]
+                                x[n, h, w, c] += cols[q, (c * kh + i) * kw + j]
 
 
 @cuda_kernel(
@@ -156,7 +157,7 @@ def _col2im_cuda(cols, x, kh, kw, sh, sw, ph, pw):
 
 
 def col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
-    """The adjoint of ``im2col``: cols (N*OH*OW, kh*kw*C) -> x (N, H, W, C)."""
+    """The adjoint of ``im2col``: cols (N*OH*OW, C*kh*kw) -> x (N, H, W, C)."""
     cols = contiguous(cols)
     x = empty(cols, (N, H, W, C))
     run(_col2im_cpu, _col2im_cuda, grid(x.size), cols, x, kh, kw, sh, sw, ph, pw)

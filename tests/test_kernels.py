@@ -20,20 +20,20 @@ def ref_im2col(x, kh, kw, sh, sw, ph, pw):
     N, H, W, C = x.shape
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    cols = np.empty((N, OH, OW, kh, kw, C), x.dtype)
+    cols = np.empty((N, OH, OW, C, kh, kw), x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j] = padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw]
-    return cols.reshape(N * OH * OW, kh * kw * C)
+            cols[..., i, j] = padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw]
+    return cols.reshape(N * OH * OW, C * kh * kw)
 
 
 def ref_col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    cols = cols.reshape(N, OH, OW, kh, kw, C)
+    cols = cols.reshape(N, OH, OW, C, kh, kw)
     padded = np.zeros((N, H + 2 * ph, W + 2 * pw, C), cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw] += cols[:, :, :, i, j]
+            padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw] += cols[..., i, j]
     return padded[:, ph : ph + H, pw : pw + W]
 
 
@@ -96,7 +96,7 @@ def test_im2col_matches_reference(config, dtype):
 def test_col2im_matches_reference(config, dtype):
     N, H, W, C, kh, kw, sh, sw, ph, pw = config
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    cols = np.random.default_rng(2).standard_normal((N * OH * OW, kh * kw * C)).astype(dtype)
+    cols = np.random.default_rng(2).standard_normal((N * OH * OW, C * kh * kw)).astype(dtype)
     x = kernels.col2im(cols, *config)
     assert x.shape == (N, H, W, C) and x.dtype == dtype
     np.testing.assert_allclose(x, ref_col2im(cols, *config), **TOL[dtype])
@@ -108,7 +108,7 @@ def test_col2im_is_the_adjoint_of_im2col(config):
     N, H, W, C, kh, kw, sh, sw, ph, pw = config
     rng = np.random.default_rng(3)
     x = rng.standard_normal((N, H, W, C))
-    c = rng.standard_normal((N * out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw), kh * kw * C))
+    c = rng.standard_normal((N * out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw), C * kh * kw))
     lhs = np.vdot(kernels.col2im(c, *config), x)
     rhs = np.vdot(c, kernels.im2col(x, kh, kw, sh, sw, ph, pw))
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)

@@ -5,8 +5,8 @@ transposed-conv weight (C_in, C_out, kh, kw). ``kernels.im2col`` gathers every
 kh×kw window of x into a row, channels last, so a convolution is one matrix
 product:
 
-    cols = im2col(x as NHWC)                      (N·OH·OW, kh·kw·C)
-    y    = cols @ W as (kh·kw·C, O)   ->  (N·OH·OW, O), i.e. NHWC  ->  (N, O, OH, OW)
+    cols = im2col(x as NHWC)                   (N·OH·OW, C·kh·kw)
+    y    = cols @ W.reshape(O, C·kh·kw)ᵀ   ->  (N·OH·OW, O), i.e. NHWC  ->  (N, O, OH, OW)
 
 ``kernels.col2im`` is im2col's adjoint (it sums every column entry back onto the
 pixel it came from). The three ops below are each other's gradients:
@@ -37,11 +37,6 @@ def _nhwc(x):
 def _nchw(rows, n, h, w):
     """(N·H·W, C) or (N, H, W, C) -> (N, C, H, W), C-contiguous."""
     return get_xp(rows).ascontiguousarray(rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2))
-
-
-def _taps_last(weight):
-    """(A, B, kh, kw) -> (A, kh·kw·B): a weight's rows in the order of im2col's taps."""
-    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _wide_product(a, b):
@@ -75,9 +70,9 @@ class Conv2d(Function):
         if cols is None:
             cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
         self.cols = cols  # kept for the weight gradient
-        w_mat = _taps_last(weight)  # (O, kh·kw·C)
+        w_mat = weight.reshape(o, -1)  # (O, C·kh·kw)
         if _per_sample(o, cols.shape[1], oh * ow):
-            # y[n] = W @ (the rows of sample n)ᵀ: (O, kh·kw·C) @ (kh·kw·C, OH·OW), already NCHW
+            # y[n] = W @ (the rows of sample n)ᵀ: (O, C·kh·kw) @ (C·kh·kw, OH·OW), already NCHW
             per_sample = cols.reshape(n, oh * ow, -1).transpose(0, 2, 1)
             return get_xp(w_mat).matmul(w_mat, per_sample).reshape(n, o, oh, ow)
         return _nchw(cols @ w_mat.T, n, oh, ow)
@@ -97,18 +92,24 @@ class Conv2dWeight(Function):
 
     def forward(self, x, gy, weight_shape, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
-        _, c, kh, kw = self.weight_shape = weight_shape
+        _, _, kh, kw = self.weight_shape = weight_shape
         if cols is None:
             cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
         n, o, oh, ow = gy.shape
         if _per_sample(o, oh * ow, cols.shape[1]):
-            # Σ_n gy[n] (O, OH·OW) @ (the rows of sample n) (OH·OW, kh·kw·C), gy read as it is
-            gw = get_xp(gy).matmul(gy.reshape(n, o, oh * ow), cols.reshape(n, oh * ow, -1)).sum(0)
+            # Σ_n gy[n] (O, OH·OW) @ (the rows of sample n) (OH·OW, C·kh·kw), gy read as it is.
+            # The rows go in as the transpose of a (C·kh·kw, OH·OW) array per sample:
+            # OpenBLAS adds up small products in an order that depends on how the
+            # operands lie in memory, and in this layout training reproduces the
+            # figures in docs/results.md bit for bit (a GAN's training is chaotic:
+            # a difference in the last bit of one gradient gives another run).
+            xp = get_xp(gy)
+            per_sample = xp.ascontiguousarray(cols.reshape(n, oh * ow, -1).transpose(0, 2, 1)).transpose(0, 2, 1)
+            gw = xp.matmul(gy.reshape(n, o, oh * ow), per_sample).sum(0)
         else:
-            # gyᵀ (O, N·OH·OW) @ cols (N·OH·OW, kh·kw·C)
+            # gyᵀ (O, N·OH·OW) @ cols (N·OH·OW, C·kh·kw)
             gw = _wide_product(_nhwc(gy).reshape(-1, o).T, cols)
-        # (O, kh·kw·C) -> (O, C, kh, kw)
-        return get_xp(gw).ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+        return gw.reshape(weight_shape)
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -122,14 +123,14 @@ class ConvTranspose2d(Function):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, c_in, h, w = x.shape
         _, c_out, kh, kw = weight.shape
-        # Each input pixel scatters W[c_in] (a kh·kw·C_out patch) into the output: as
+        # Each input pixel scatters W[c_in] (a C_out·kh·kw patch) into the output: as
         # rows that is x·W, and col2im adds the overlapping patches up.
-        w_mat = _taps_last(weight)  # (C_in, kh·kw·C_out)
+        w_mat = weight.reshape(c_in, -1)  # (C_in, C_out·kh·kw)
         if _per_sample(h * w, *w_mat.shape):
-            # the rows of sample n = x[n]ᵀ @ W: (H·W, C_in) @ (C_in, kh·kw·C_out), x read as it is
+            # the rows of sample n = x[n]ᵀ @ W: (H·W, C_in) @ (C_in, C_out·kh·kw), x read as it is
             cols = get_xp(x).matmul(x.reshape(n, c_in, h * w).transpose(0, 2, 1), w_mat)
         else:
-            cols = _nhwc(x).reshape(-1, c_in) @ w_mat  # (N·H·W, kh·kw·C_out)
+            cols = _nhwc(x).reshape(-1, c_in) @ w_mat  # (N·H·W, C_out·kh·kw)
         y = kernels.col2im(cols.reshape(n * h * w, -1), n, *output_size, c_out, kh, kw, sh, sw, ph, pw)
         return _nchw(y, n, *output_size)
 
