@@ -16,8 +16,8 @@ fields overlap.
 Why NHWC: the C channels of one pixel, which every tap reads, then lie side by
 side in x, and a row of cols (C*kh*kw values, a few kB) stays in the L1 cache
 while it is filled; reading whole NCHW planes value by value instead was about
-3.5 times slower on the CPU, including the copies between NCHW and NHWC (the
-DCGAN's 64→128 layer at batch 64).
+1.5 times slower on the CPU, including the copies between NCHW and NHWC (the
+DCGAN's 64→128 layer at batch 64: 3.5 ms against 1.8 + 0.4 ms).
 """
 
 from numba import cuda, int64, prange, void
