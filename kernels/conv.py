@@ -103,7 +103,6 @@ def _col2im_pixel(cols, x, n, h, w, c, kh, kw, sh, sw, ph, pw, OH, OW):
     negatives). Columns alike. No other thread writes x[n, h, w, c], so there
     are no races.
     """
-    C = x.shape[3]
     hp, wp = h + ph, w + pw  # the pixel's position in the padded image
     oh_lo, oh_hi = max(0, (hp - kh) // sh + 1), min(OH - 1, hp // sh)
     ow_lo, ow_hi = max(0, (wp - kw) // sw + 1), min(OW - 1, wp // sw)
