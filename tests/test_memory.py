@@ -29,7 +29,11 @@ def faults(setup):
     return int(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_large_freed_blocks_are_reused_without_page_faults():
-    assert faults("import minigan") < 100
-    assert faults("") > 1000  # without minigan: so the check above can tell the difference
+    from minigan import backend
+
+    if not backend.keep_freed_memory():
+        pytest.skip("not glibc's malloc: minigan leaves the allocator alone")
+    kept, default = faults("import minigan"), faults("")
+    assert kept < 100
+    assert default > 10 * max(kept, 10)  # without minigan: so the check above can tell the difference
