@@ -54,7 +54,9 @@ _im2col_tap_gpu = device_body(_im2col_tap)
 @cpu_launcher
 def _im2col_cpu(x, cols, kh, kw, sh, sw, ph, pw):
     # One sample n per parallel iteration; its rows q = (n, oh, ow) of cols are
-    # written in order, left to right (nested loops: no divisions to find n, oh, ow).
+    # filled one after the other (nested loops: no divisions to find n, oh, ow),
+    # each tap by tap: a tap writes every (kh*kw)-th entry of the row, which stays
+    # in the L1 cache meanwhile.
     N, H, W, C = x.shape
     OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
     for n in prange(N):
