@@ -40,6 +40,17 @@ def contiguous(a):
     return array_module(a).ascontiguousarray(a)
 
 
+def memory_order(a):
+    """The axes of ``a`` from the outermost in memory to the innermost, when its
+    values fill one block of memory in some order (e.g. an (N, C, H, W) view of
+    NHWC memory: (0, 2, 3, 1)); otherwise ``a``'s own order, (0, 1, ..., ndim-1).
+
+    ``a.transpose(memory_order(a))`` is then C-contiguous without a copy when it
+    can be, so an elementwise kernel can run over any such layout flat."""
+    axes = tuple(sorted(range(a.ndim), key=lambda i: -a.strides[i]))
+    return axes if a.transpose(axes).flags.c_contiguous else tuple(range(a.ndim))
+
+
 def empty(like, shape):
     """An uninitialised array of ``like``'s dtype, on ``like``'s device."""
     return array_module(like).empty(shape, dtype=like.dtype)

@@ -2,7 +2,7 @@
 
 Channel c has M = N*L values x[:, c, :]. Forward:
     mean[c]   = sum(x) / M
-    var[c]    = sum((x - mean)^2) / M                (biased; two passes, for accuracy)
+    var[c]    = sum((x - mean)^2) / M                (biased)
     invstd[c] = 1 / sqrt(var + eps)
     y         = (x - mean) * invstd * gamma + beta
 Backward, with xhat = (x - mean) * invstd:
@@ -11,16 +11,16 @@ Backward, with xhat = (x - mean) * invstd:
     gx        = gamma * invstd * (gy - gbeta/M - xhat * ggamma/M)
 
 Each direction is two steps: per-channel sums (CPU: one channel per parallel
-iteration; GPU: one block per channel, summed by a shared-memory tree), then an
-elementwise pass. Sums are accumulated in float64, whatever the data type.
+iteration, or row by row when L is 1; GPU: one block per channel, summed by a
+shared-memory tree), then an elementwise pass. Sums are accumulated in float64,
+whatever the data type; the few per-channel numbers in between are worked out
+with the array library.
 """
-
-import math
 
 from numba import cuda, float64, prange, void
 
 from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
-from ._dispatch import contiguous, empty, grid, run
+from ._dispatch import array_module, contiguous, empty, grid, run
 
 REDUCE_THREADS = 256  # threads per block for the per-channel sums (a power of two)
 
@@ -76,51 +76,48 @@ _block_sum = device_body(_block_sum)
 
 
 @cpu_launcher
-def _stats_cpu(x, eps, mean, invstd):
-    N, C, L = x.shape
-    for c in prange(C):
-        total, _ = _channel_sums_cpu(x, x, c, 0.0, 0.0, 0, 1)
-        m = total / (N * L)
-        _, squares = _channel_sums_cpu(x, x, c, m, m, 0, 1)
-        mean[c] = m
-        invstd[c] = 1 / math.sqrt(squares / (N * L) + eps)
-
-
-@cuda_kernel("batch_norm_stats", lambda f: void(f[:, :, ::1], f, f[::1], f[::1]))
-def _stats_cuda(x, eps, mean, invstd):
-    # Block c sums channel c; thread t takes every blockDim-th value.
-    N, _, L = x.shape
-    c, t = cuda.blockIdx.x, cuda.threadIdx.x
-    shared = cuda.shared.array(REDUCE_THREADS, float64)
-    total, _ = _channel_sums_gpu(x, x, c, 0.0, 0.0, t, cuda.blockDim.x)
-    m = _block_sum(shared, total) / (N * L)
-    _, squares = _channel_sums_gpu(x, x, c, m, m, t, cuda.blockDim.x)
-    var = _block_sum(shared, squares) / (N * L)
-    if t == 0:
-        mean[c] = m
-        invstd[c] = 1 / math.sqrt(var + eps)
-
-
-@cpu_launcher
-def _grad_sums_cpu(gy, x, mean, invstd, gbeta, ggamma):
-    for c in prange(x.shape[1]):
-        gbeta[c], gy_dx = _channel_sums_cpu(gy, x, c, 0.0, mean[c], 0, 1)
-        ggamma[c] = gy_dx * invstd[c]
+def _sums_cpu(u, v, a, b, su, suv):
+    # su[c] = sum of (u - a[c]),  suv[c] = sum of (u - a[c]) * (v - b[c])  over channel c
+    N, C, L = u.shape
+    if L == 1:
+        # Rows of channels (a channels-last image seen as (N*H*W, C, 1), or
+        # BatchNorm1d): channel c strides through memory, so read row by row
+        # instead and add each row onto all C sums at once.
+        for c in range(C):
+            su[c] = 0.0
+            suv[c] = 0.0
+        for n in range(N):
+            for c in range(C):
+                du = u[n, c, 0] - a[c]
+                su[c] += du
+                suv[c] += du * (v[n, c, 0] - b[c])
+    else:
+        for c in prange(C):
+            su[c], suv[c] = _channel_sums_cpu(u, v, c, a[c], b[c], 0, 1)
 
 
 @cuda_kernel(
-    "batch_norm_grad_sums",
-    lambda f: void(f[:, :, ::1], f[:, :, ::1], f[::1], f[::1], f[::1], f[::1]),
+    "batch_norm_sums",
+    lambda f: void(f[:, :, ::1], f[:, :, ::1], *[float64[::1]] * 4),
 )
-def _grad_sums_cuda(gy, x, mean, invstd, gbeta, ggamma):
+def _sums_cuda(u, v, a, b, su, suv):
+    # Block c sums channel c; thread t takes every blockDim-th value.
     c, t = cuda.blockIdx.x, cuda.threadIdx.x
     shared = cuda.shared.array(REDUCE_THREADS, float64)
-    sum_gy, sum_gy_dx = _channel_sums_gpu(gy, x, c, 0.0, mean[c], t, cuda.blockDim.x)
-    sum_gy = _block_sum(shared, sum_gy)
-    sum_gy_dx = _block_sum(shared, sum_gy_dx)
+    partial_u, partial_uv = _channel_sums_gpu(u, v, c, a[c], b[c], t, cuda.blockDim.x)
+    total_u = _block_sum(shared, partial_u)
+    total_uv = _block_sum(shared, partial_uv)
     if t == 0:
-        gbeta[c] = sum_gy
-        ggamma[c] = sum_gy_dx * invstd[c]
+        su[c] = total_u
+        suv[c] = total_uv
+
+
+def _channel_sums_of(u, v, a, b):
+    """(su, suv) of ``_sums_cpu``, in float64, on u's device."""
+    C = u.shape[1]
+    su, suv = array_module(u).empty((2, C), dtype="float64")
+    run(_sums_cpu, _sums_cuda, (C, REDUCE_THREADS), u, v, a, b, su, suv)
+    return su, suv
 
 
 # ------------------------------------------------------ elementwise passes ---
@@ -153,8 +150,11 @@ def _normalize_cpu(x, gamma, beta, mean, invstd, y):
     N, C, L = x.shape
     for n in prange(N):
         for c in range(C):
-            for l in range(L):
-                _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, l)
+            if L == 1:  # a row of channels: one loop over c, which vectorises
+                _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, 0)
+            else:
+                for l in range(L):
+                    _normalize_value_cpu(x, gamma, beta, mean, invstd, y, n, c, l)
 
 
 @cuda_kernel(
@@ -174,8 +174,11 @@ def _input_grad_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
     inv_m = 1.0 / (N * L)
     for n in prange(N):
         for c in range(C):
-            for l in range(L):
-                _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l, inv_m)
+            if L == 1:  # as in _normalize_cpu
+                _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, 0, inv_m)
+            else:
+                for l in range(L):
+                    _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l, inv_m)
 
 
 @cuda_kernel(
@@ -196,9 +199,16 @@ def _input_grad_cuda(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
 def batch_norm_forward(x, gamma, beta, eps):
     """x (N, C, L), gamma and beta (C,) -> (y, mean, invstd)."""
     x, gamma, beta = contiguous(x), contiguous(gamma), contiguous(beta)
-    C = x.shape[1]
-    mean, invstd, y = empty(x, (C,)), empty(x, (C,)), empty(x, x.shape)
-    run(_stats_cpu, _stats_cuda, (C, REDUCE_THREADS), x, x.dtype.type(eps), mean, invstd)
+    N, C, L = x.shape
+    # One pass over x: the sums of d = x - x[0, c, 0] and of d², shifted by a value
+    # of the channel so that var = E[d²] - E[d]² does not cancel catastrophically.
+    shift = x[0, :, 0].astype("float64")
+    sum_d, sum_d2 = _channel_sums_of(x, x, shift, shift)
+    mean_d = sum_d / (N * L)
+    mean64 = shift + mean_d
+    invstd64 = 1 / array_module(x).sqrt(array_module(x).maximum(sum_d2 / (N * L) - mean_d**2, 0) + eps)
+    mean, invstd = mean64.astype(x.dtype), invstd64.astype(x.dtype)
+    y = empty(x, x.shape)
     run(_normalize_cpu, _normalize_cuda, grid(x.size), x, gamma, beta, mean, invstd, y)
     return y, mean, invstd
 
@@ -207,9 +217,9 @@ def batch_norm_backward(gy, x, mean, invstd, gamma):
     """Gradients (gx, ggamma, gbeta) of batch_norm_forward; see the module docstring."""
     gy, x = contiguous(gy), contiguous(x)
     mean, invstd, gamma = contiguous(mean), contiguous(invstd), contiguous(gamma)
-    C = x.shape[1]
-    gbeta, ggamma, gx = empty(x, (C,)), empty(x, (C,)), empty(x, x.shape)
-    run(_grad_sums_cpu, _grad_sums_cuda, (C, REDUCE_THREADS), gy, x, mean, invstd, gbeta, ggamma)
+    gbeta64, gy_dx = _channel_sums_of(gy, x, array_module(x).zeros(x.shape[1]), mean.astype("float64"))
+    gbeta, ggamma = gbeta64.astype(x.dtype), (gy_dx * invstd).astype(x.dtype)
+    gx = empty(x, x.shape)
     run(
         _input_grad_cpu, _input_grad_cuda, grid(x.size),
         gy, x, gamma, mean, invstd, gbeta, ggamma, gx,

@@ -3,13 +3,15 @@
 Forward:  y  = x        if x > 0 else slope * x
 Backward: gx = gy       if x > 0 else slope * gy
 Both are ``out = g if x > 0 else slope * g``, with g = x (forward) or g = gy
-(backward), so one kernel does both. Arrays are handled flat.
+(backward), so one kernel does both. Arrays are handled flat, in the order
+x lies in memory (g is brought into that order), and the result comes out in
+x's layout, e.g. channels-last for a channels-last x.
 """
 
 from numba import cuda, prange, void
 
 from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
-from ._dispatch import contiguous, empty, grid, run
+from ._dispatch import contiguous, empty, grid, memory_order, run
 
 
 def _gate_value(x, g, out, k, slope):
@@ -33,11 +35,12 @@ def _gate_cuda(x, g, out, slope):
 
 
 def _apply_gate(x, g, slope):
-    x, g = contiguous(x), contiguous(g)
-    out = empty(x, x.shape)
-    flat = (x.reshape(-1), g.reshape(-1), out.reshape(-1), x.dtype.type(slope))
+    axes = memory_order(x)
+    x_mem, g_mem = contiguous(x.transpose(axes)), contiguous(g.transpose(axes))  # no copy of x
+    out = empty(x_mem, x_mem.shape)
+    flat = (x_mem.reshape(-1), g_mem.reshape(-1), out.reshape(-1), x.dtype.type(slope))
     run(_gate_cpu, _gate_cuda, grid(x.size), *flat)
-    return out
+    return out.transpose(tuple(axes.index(i) for i in range(x.ndim)))  # back to x's axes
 
 
 def leaky_relu_forward(x, negative_slope):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import minigan as mg
-import minigan.ops.conv
 import minigan.ops.unary
+from minigan.ops.layout import from_nhwc, is_channels_last, to_nhwc
 
 # ``mg.gradcheck`` is the function; the module it lives in (with main, GradcheckError
 # and FULL_JACOBIAN_LIMIT) is reached through the import system.
@@ -37,19 +37,21 @@ def test_registered_case_second_order(name):
     assert mg.gradgradcheck(case.fn, *case.make_inputs())
 
 
-CONV_CASES = [c.name for c in CASES if c.name.startswith("conv")]
+IMAGE_CASES = [c.name for c in CASES if c.name.startswith(("conv", "batch_norm 2d"))]
 
 
-@pytest.mark.parametrize("per_sample_max_macs", [0, 1 << 40], ids=["one product", "one per sample"])
-@pytest.mark.parametrize("name", CONV_CASES)
-def test_conv_cases_both_ways(name, per_sample_max_macs, monkeypatch):
-    # The convolutions compute their products one of two ways, by size; the cases
-    # are small, so force each way in turn.
-    monkeypatch.setattr(minigan.ops.conv, "PER_SAMPLE_MAX_MACS", per_sample_max_macs)
+@pytest.mark.parametrize("name", IMAGE_CASES)
+def test_image_cases_on_channels_last_inputs(name):
+    # Inside a network the images between convolutions are channels-last views
+    # (minigan/ops/layout.py); check the gradients with the 4-D inputs laid out so.
     case = CASES_BY_NAME[name]
-    assert mg.gradcheck(case.fn, *case.make_inputs())
+    inputs = [
+        mg.Tensor(from_nhwc(to_nhwc(t.data)), requires_grad=True) if t.ndim == 4 else t for t in case.make_inputs()
+    ]
+    assert any(is_channels_last(t.data) for t in inputs)
+    assert mg.gradcheck(case.fn, *inputs)
     if case.second_order:
-        assert mg.gradgradcheck(case.fn, *case.make_inputs())
+        assert mg.gradgradcheck(case.fn, *inputs)
 
 
 def test_command_line_checks_every_case():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import kernels
+from kernels._dispatch import memory_order
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -20,20 +21,20 @@ def ref_im2col(x, kh, kw, sh, sw, ph, pw):
     N, H, W, C = x.shape
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    cols = np.empty((N, OH, OW, C, kh, kw), x.dtype)
+    cols = np.empty((N, OH, OW, kh, kw, C), x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[..., i, j] = padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw]
-    return cols.reshape(N * OH * OW, C * kh * kw)
+            cols[:, :, :, i, j] = padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw]
+    return cols.reshape(N * OH * OW, kh * kw * C)
 
 
 def ref_col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-    cols = cols.reshape(N, OH, OW, C, kh, kw)
+    cols = cols.reshape(N, OH, OW, kh, kw, C)
     padded = np.zeros((N, H + 2 * ph, W + 2 * pw, C), cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw] += cols[..., i, j]
+            padded[:, i : i + sh * OH : sh, j : j + sw * OW : sw] += cols[:, :, :, i, j]
     return padded[:, ph : ph + H, pw : pw + W]
 
 
@@ -157,10 +158,12 @@ def test_batch_norm_backward_matches_reference(shape, dtype):
         np.testing.assert_allclose(g, w, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 10)
 
 
-def test_batch_norm_float32_statistics_survive_a_large_offset():
-    # Float64 accumulation and a two-pass variance keep float32 statistics
-    # accurate where a one-pass E[x^2] - E[x]^2 in float32 would not be.
-    x64 = 1e4 + np.random.default_rng(5).standard_normal((16, 2, 64))
+@pytest.mark.parametrize("shape", [(16, 2, 64), (1024, 2, 1)], ids=["(N, C, L)", "rows of channels"])
+def test_batch_norm_float32_statistics_survive_a_large_offset(shape):
+    # Float64 sums of values shifted by one of the channel's own keep the
+    # statistics accurate where E[x^2] - E[x]^2 would cancel: at an offset of
+    # 1e6, even in float64 its error in var (~1e-16 * 1e12) would be 1e-4.
+    x64 = 1e6 + np.random.default_rng(5).standard_normal(shape)
     x = x64.astype(np.float32)
     _, mean, invstd = kernels.batch_norm_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 1e-5)
     _, want_mean, want_invstd = ref_batch_norm_forward(x.astype(np.float64), np.ones(2), np.zeros(2), 1e-5)
@@ -210,6 +213,26 @@ def test_leaky_relu(shape, dtype):
     assert y.shape == gx.shape == shape and y.dtype == gx.dtype == dtype
     np.testing.assert_array_equal(y, np.where(x > 0, x, dtype(slope) * x))
     np.testing.assert_array_equal(gx, np.where(x > 0, gy, dtype(slope) * gy))
+
+
+def test_leaky_relu_works_in_memory_order_and_keeps_the_layout():
+    # An (N, C, H, W) view of NHWC memory (channels-last) runs without a copy and
+    # gives a result in the same layout; a gradient in another layout is brought
+    # into x's first.
+    rng = np.random.default_rng(9)
+    x = np.ascontiguousarray(rng.standard_normal((2, 4, 3, 5)).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    gy = rng.standard_normal(x.shape)  # NCHW
+    y, gx = kernels.leaky_relu_forward(x, 0.1), kernels.leaky_relu_backward(x, gy, 0.1)
+    assert y.strides == gx.strides == x.strides
+    np.testing.assert_array_equal(y, np.where(x > 0, x, 0.1 * x))
+    np.testing.assert_array_equal(gx, np.where(x > 0, gy, 0.1 * gy))
+
+
+def test_memory_order():
+    a = np.zeros((2, 3, 4, 5))
+    assert memory_order(a) == (0, 1, 2, 3)
+    assert memory_order(a.transpose(0, 3, 1, 2)) == (0, 2, 3, 1)  # channels-last
+    assert memory_order(a[:, :, ::2]) == (0, 1, 2, 3)  # gaps: no order makes it one block
 
 
 def test_leaky_relu_accepts_non_contiguous_input():

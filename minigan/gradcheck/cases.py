@@ -86,6 +86,12 @@ case("batch_norm 2d (training)", (4, 3, 2, 2), (3,), (3,), second_order=False)(
 case("batch_norm 1d (training)", (5, 3), (3,), (3,), second_order=False)(
     lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True)
 )
+case("conv-bn-leaky-conv chain", (2, 2, 4, 4), (3, 2, 3, 3), (3,), (3,), (2, 3, 2, 2), second_order=False)(
+    # between the convolutions the images are channels-last (see ops/layout.py)
+    lambda x, w1, g, b, w2: F.conv2d(
+        F.leaky_relu(F.batch_norm(F.conv2d(x, w1, stride=2, padding=1), None, None, g, b, training=True), 0.2), w2
+    )
+)
 case("batch_norm 2d (eval)", (4, 3, 2, 2), (3,), (3,))(
     lambda x, g, b: F.batch_norm(
         x, Tensor(np.linspace(-1, 1, 3)), Tensor(np.linspace(0.5, 2, 3)), g, b, training=False

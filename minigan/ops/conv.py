@@ -2,11 +2,15 @@
 
 Shapes (PyTorch's layouts): input x (N, C, H, W); conv weight (O, C, kh, kw);
 transposed-conv weight (C_in, C_out, kh, kw). ``kernels.im2col`` gathers every
-kh×kw window of x into a row, channels last, so a convolution is one matrix
-product:
+kh×kw window of x into a row, tap by tap with the channels last, so a
+convolution is one matrix product:
 
-    cols = im2col(x as NHWC)                   (N·OH·OW, C·kh·kw)
-    y    = cols @ W.reshape(O, C·kh·kw)ᵀ   ->  (N·OH·OW, O), i.e. NHWC  ->  (N, O, OH, OW)
+    cols  = im2col(x as NHWC)                  (N·OH·OW, kh·kw·C)
+    W_mat = W as (O, kh, kw, C), flattened     (O, kh·kw·C)
+    y     = cols @ W_matᵀ                  ->  (N·OH·OW, O), i.e. NHWC
+
+and y goes on as an (N, O, OH, OW) view of that NHWC memory (channels-last,
+see layout.py), which the next convolution reads without a copy.
 
 ``kernels.col2im`` is im2col's adjoint (it sums every column entry back onto the
 pixel it came from). The three ops below are each other's gradients:
@@ -22,6 +26,7 @@ import kernels
 
 from ..autograd import Function
 from ..backend import get_xp
+from .layout import from_nhwc, to_nhwc
 
 
 def conv_output_size(size, k, s, p):
@@ -29,14 +34,28 @@ def conv_output_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
-def _nhwc(x):
-    """(N, C, H, W) -> (N, H, W, C), C-contiguous: the channels of a pixel side by side."""
-    return get_xp(x).ascontiguousarray(x.transpose(0, 2, 3, 1))
+def _nchw(rows, n, h, w, bias=None):
+    """(N·H·W, C) rows, plus the bias (C,) added in place to each -> the (N, C, H, W)
+    view of them (channels-last)."""
+    if bias is not None:
+        rows += bias.reshape(-1)  # each pixel's row of C channels gets the same C biases
+    return from_nhwc(rows.reshape(n, h, w, -1))
 
 
-def _nchw(rows, n, h, w):
-    """(N·H·W, C) or (N, H, W, C) -> (N, C, H, W), C-contiguous."""
-    return get_xp(rows).ascontiguousarray(rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2))
+def _bias_grad(g):
+    """d/dbias of y + bias[c]: Σ gy over everything but the channel."""
+    return g.sum(dim=(0, 2, 3))
+
+
+def _taps_last(weight):
+    """(A, B, kh, kw) -> (A, kh·kw·B): a weight's rows in the column order of im2col."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _taps_first(w_mat, shape):
+    """The inverse of ``_taps_last``: (A, kh·kw·B) -> (A, B, kh, kw), C-contiguous."""
+    a, b, kh, kw = shape
+    return get_xp(w_mat).ascontiguousarray(w_mat.reshape(a, kh, kw, b).transpose(0, 3, 1, 2))
 
 
 def _wide_product(a, b):
@@ -48,43 +67,30 @@ def _wide_product(a, b):
     return (b.T @ a.T).T if a.shape[0] < b.shape[1] else a @ b
 
 
-# Up to this many multiply-adds per sample, a convolution's product is bound by
-# memory traffic, not arithmetic (e.g. the DCGAN's layers with one channel on one
-# side): there one product per sample, e.g. (O, K) @ (K, OH·OW) for n = 0..N-1,
-# reading and writing the NCHW arrays as they are, beats one large product and a
-# transposing copy (1.7-2.5x at batch 64). Larger products run faster as one.
-PER_SAMPLE_MAX_MACS = 1 << 21
-
-
-def _per_sample(rows, inner, cols):
-    """Whether a (rows, inner) @ (inner, cols) product per sample is small enough."""
-    return rows * inner * cols <= PER_SAMPLE_MAX_MACS
-
-
 class Conv2d(Function):
-    def forward(self, x, weight, stride, padding, cols=None):
+    def forward(self, x, weight, bias=None, *, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, _, h, w = x.shape
         o, _, kh, kw = weight.shape
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         if cols is None:
-            cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
+            cols = kernels.im2col(to_nhwc(x), kh, kw, sh, sw, ph, pw)
         self.cols = cols  # kept for the weight gradient
-        w_mat = weight.reshape(o, -1)  # (O, C·kh·kw)
-        if _per_sample(o, cols.shape[1], oh * ow):
-            # y[n] = W @ (the rows of sample n)ᵀ: (O, C·kh·kw) @ (C·kh·kw, OH·OW), already NCHW
-            per_sample = cols.reshape(n, oh * ow, -1).transpose(0, 2, 1)
-            return get_xp(w_mat).matmul(w_mat, per_sample).reshape(n, o, oh, ow)
-        return _nchw(cols @ w_mat.T, n, oh, ow)
+        # W_matᵀ (kh·kw·C, O), made contiguous: OpenBLAS multiplies by it ~15% faster
+        # than by the transposed view of W_mat
+        w_cols = get_xp(weight).ascontiguousarray(_taps_last(weight).T)
+        return _nchw(cols @ w_cols, n, oh, ow, bias)
 
     def backward(self, g):
-        x, weight = self.inputs
-        gx = gw = None
+        x, weight = self.inputs[:2]
+        gx = gw = gb = None
         if self.needs_grad(0):
             gx = conv_transpose2d(g, weight, stride=self.stride, padding=self.padding, output_size=x.shape[2:])
         if self.needs_grad(1):
             gw = conv2d_weight(x, g, weight.shape, self.stride, self.padding, cols=self.cols)
-        return gx, gw
+        if len(self.inputs) == 3 and self.needs_grad(2):
+            gb = _bias_grad(g)
+        return gx, gw, gb
 
 
 class Conv2dWeight(Function):
@@ -94,22 +100,10 @@ class Conv2dWeight(Function):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         _, _, kh, kw = self.weight_shape = weight_shape
         if cols is None:
-            cols = kernels.im2col(_nhwc(x), kh, kw, sh, sw, ph, pw)
-        n, o, oh, ow = gy.shape
-        if _per_sample(o, oh * ow, cols.shape[1]):
-            # Σ_n gy[n] (O, OH·OW) @ (the rows of sample n) (OH·OW, C·kh·kw), gy read as it is.
-            # The rows go in as the transpose of a (C·kh·kw, OH·OW) array per sample:
-            # OpenBLAS adds up small products in an order that depends on how the
-            # operands lie in memory, and in this layout training reproduces the
-            # figures in docs/results.md bit for bit (a GAN's training is chaotic:
-            # a difference in the last bit of one gradient gives another run).
-            xp = get_xp(gy)
-            per_sample = xp.ascontiguousarray(cols.reshape(n, oh * ow, -1).transpose(0, 2, 1)).transpose(0, 2, 1)
-            gw = xp.matmul(gy.reshape(n, o, oh * ow), per_sample).sum(0)
-        else:
-            # gyᵀ (O, N·OH·OW) @ cols (N·OH·OW, C·kh·kw)
-            gw = _wide_product(_nhwc(gy).reshape(-1, o).T, cols)
-        return gw.reshape(weight_shape)
+            cols = kernels.im2col(to_nhwc(x), kh, kw, sh, sw, ph, pw)
+        # gyᵀ (O, N·OH·OW) @ cols (N·OH·OW, kh·kw·C)
+        gw = _wide_product(to_nhwc(gy).reshape(-1, gy.shape[1]).T, cols)
+        return _taps_first(gw, weight_shape)
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -119,29 +113,26 @@ class Conv2dWeight(Function):
 
 
 class ConvTranspose2d(Function):
-    def forward(self, x, weight, stride, padding, output_size):
+    def forward(self, x, weight, bias=None, *, stride, padding, output_size):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, c_in, h, w = x.shape
         _, c_out, kh, kw = weight.shape
-        # Each input pixel scatters W[c_in] (a C_out·kh·kw patch) into the output: as
-        # rows that is x·W, and col2im adds the overlapping patches up.
-        w_mat = weight.reshape(c_in, -1)  # (C_in, C_out·kh·kw)
-        if _per_sample(h * w, *w_mat.shape):
-            # the rows of sample n = x[n]ᵀ @ W: (H·W, C_in) @ (C_in, C_out·kh·kw), x read as it is
-            cols = get_xp(x).matmul(x.reshape(n, c_in, h * w).transpose(0, 2, 1), w_mat)
-        else:
-            cols = _nhwc(x).reshape(-1, c_in) @ w_mat  # (N·H·W, C_out·kh·kw)
-        y = kernels.col2im(cols.reshape(n * h * w, -1), n, *output_size, c_out, kh, kw, sh, sw, ph, pw)
-        return _nchw(y, n, *output_size)
+        # Each input pixel scatters W[c_in] (a kh·kw·C_out patch) into the output: as
+        # rows that is x·W_mat, and col2im adds the overlapping patches up.
+        w_mat = _taps_last(weight)  # (C_in, kh·kw·C_out)
+        cols = to_nhwc(x).reshape(-1, c_in) @ w_mat  # (N·H·W, kh·kw·C_out)
+        y = kernels.col2im(cols, n, *output_size, c_out, kh, kw, sh, sw, ph, pw)
+        return _nchw(y.reshape(-1, c_out), n, *output_size, bias)
 
     def backward(self, g):
-        x, weight = self.inputs
+        x, weight = self.inputs[:2]
         # Both gradients read the windows of g: gather them once.
-        cols = kernels.im2col(_nhwc(g.data), *weight.shape[2:], *self.stride, *self.padding)
+        cols = kernels.im2col(to_nhwc(g.data), *weight.shape[2:], *self.stride, *self.padding)
         params = dict(stride=self.stride, padding=self.padding, cols=cols)
         gx = Conv2d.apply(g, weight, **params) if self.needs_grad(0) else None
         gw = conv2d_weight(g, x, weight.shape, **params) if self.needs_grad(1) else None
-        return gx, gw
+        gb = _bias_grad(g) if len(self.inputs) == 3 and self.needs_grad(2) else None
+        return gx, gw, gb
 
 
 def pair(value, name):
@@ -164,12 +155,13 @@ def _check_conv_input(name, x, weight, in_axis):
         )
 
 
-def _add_bias(y, bias, name):
+def _with_bias(name, weight, bias, out_axis):
+    """The tensors an op gets: (weight,), or (weight, bias) with the bias checked."""
     if bias is None:
-        return y
-    if bias.shape != (y.shape[1],):
-        raise ValueError(f"{name}: bias of shape {bias.shape}, expected ({y.shape[1]},)")
-    return y + bias.reshape(1, -1, 1, 1)
+        return (weight,)
+    if bias.shape != (weight.shape[out_axis],):
+        raise ValueError(f"{name}: bias of shape {bias.shape}, expected ({weight.shape[out_axis]},)")
+    return weight, bias
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):
@@ -181,7 +173,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
                 f"conv2d: kernel size {k} is larger than the padded input ({size} + 2·{p}) "
                 f"along {'HW'[axis]} (input shape {input.shape}, weight shape {weight.shape})"
             )
-    return _add_bias(Conv2d.apply(input, weight, stride=stride, padding=padding), bias, "conv2d")
+    return Conv2d.apply(input, *_with_bias("conv2d", weight, bias, 0), stride=stride, padding=padding)
 
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
@@ -209,5 +201,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     output_size = tuple(output_size)
     if min(output_size) < 1:
         raise ValueError(f"conv_transpose2d: the output size {output_size} is not positive (input shape {input.shape})")
-    y = ConvTranspose2d.apply(input, weight, stride=stride, padding=padding, output_size=output_size)
-    return _add_bias(y, bias, "conv_transpose2d")
+    return ConvTranspose2d.apply(
+        input, *_with_bias("conv_transpose2d", weight, bias, 1), stride=stride, padding=padding, output_size=output_size
+    )

@@ -14,14 +14,32 @@ import kernels
 from ..autograd import Function
 from ..backend import get_xp
 from ..tensor import Tensor
+from .layout import from_nhwc, is_channels_last, to_nhwc
+
+
+def _channel_rows(a, channels_last):
+    """a as the (N, C, L) array the kernels take, without a copy where a's memory allows:
+    (N, C, H·W) for NCHW memory, (N·H·W, C, 1) for channels-last (a row of C values
+    per pixel), (N, C, 1) for (N, C)."""
+    if channels_last:
+        return to_nhwc(a).reshape(-1, a.shape[1], 1)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _image_of(rows, like, channels_last):
+    """The inverse of ``_channel_rows``: rows back to ``like``'s shape and layout."""
+    if channels_last:
+        n, c, h, w = like.shape
+        return from_nhwc(rows.reshape(n, h, w, c))
+    return rows.reshape(like.shape)
 
 
 class BatchNormTrain(Function):
     twice_differentiable = False  # the fused backward kernel is not itself an op
 
     def forward(self, x, gamma, beta, eps, running_mean, running_var, momentum):
-        n, c = x.shape[:2]
-        x3 = x.reshape(n, c, -1)  # (N, C, L): L = H·W, or 1 for BatchNorm1d
+        self.channels_last = is_channels_last(x)
+        x3 = _channel_rows(x, self.channels_last)
         y, self.mean, self.invstd = kernels.batch_norm_forward(x3, gamma, beta, eps)
         if running_mean is not None:
             # running = (1 - momentum)·running + momentum·batch, in place; the variance
@@ -32,15 +50,13 @@ class BatchNormTrain(Function):
             running_mean += momentum * self.mean
             running_var *= 1 - momentum
             running_var += momentum * var
-        return y.reshape(x.shape)
+        return _image_of(y, x, self.channels_last)
 
     def backward(self, g):
         x, gamma, _ = self.inputs
-        n, c = x.shape[:2]
-        gx, ggamma, gbeta = kernels.batch_norm_backward(
-            g.data.reshape(n, c, -1), x.data.reshape(n, c, -1), self.mean, self.invstd, gamma.data
-        )
-        return Tensor(gx.reshape(x.shape)), Tensor(ggamma), Tensor(gbeta)
+        g3, x3 = (_channel_rows(a.data, self.channels_last) for a in (g, x))  # g in x's layout
+        gx, ggamma, gbeta = kernels.batch_norm_backward(g3, x3, self.mean, self.invstd, gamma.data)
+        return Tensor(_image_of(gx, x, self.channels_last)), Tensor(ggamma), Tensor(gbeta)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):

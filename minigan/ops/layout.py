@@ -1,0 +1,27 @@
+"""Channels-last images: (N, C, H, W) arrays whose memory is laid out (N, H, W, C).
+
+A convolution computes in NHWC (the C channels of a pixel side by side: see
+conv.py), so its result is NHWC memory. Instead of copying it back to NCHW, it
+is handed on as an (N, C, H, W) view of that memory, as PyTorch does with its
+``torch.channels_last`` memory format: shapes and indexing stay NCHW everywhere,
+only the strides differ. NumPy's elementwise ops keep their input's layout, and
+the kernels take either (leaky ReLU runs in memory order, batch norm reads rows
+of channels), so the next convolution finds NHWC memory again and needs no copy.
+"""
+
+from ..backend import get_xp
+
+
+def is_channels_last(a):
+    """Whether the (N, C, H, W) array a lies in memory as (N, H, W, C)."""
+    return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def to_nhwc(a):
+    """(N, C, H, W) -> (N, H, W, C), C-contiguous: a view of channels-last memory, else a copy."""
+    return get_xp(a).ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def from_nhwc(a):
+    """(N, H, W, C) -> the (N, C, H, W) view of the same memory (channels-last)."""
+    return a.transpose(0, 3, 1, 2)
