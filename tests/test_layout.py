@@ -77,3 +77,19 @@ def test_discriminator_passes_channels_last_between_its_convolutions(monkeypatch
     D = models.dcgan_discriminator(width=4, depth=3)
     D(mg.randn(2, 1, 28, 28))
     assert len(copies) == 3 and not any(copies)
+
+
+def test_conv_backward_lays_out_an_nchw_gradient_once(monkeypatch):
+    # Both of conv2d's gradients read the output gradient as NHWC rows; an NCHW
+    # gradient is copied once for both, and the copy passes double backward.
+    rng = np.random.default_rng(2)
+    x = mg.Tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = mg.Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    copies = []
+    real_to_nhwc = mg.ops.conv.to_nhwc
+    monkeypatch.setattr(mg.ops.conv, "to_nhwc", lambda a: copies.append(is_channels_last(a)) or real_to_nhwc(a))
+    gy = mg.Tensor(rng.standard_normal(y.shape))  # NCHW
+    gx, gw = mg.grad(y, [x, w], gy, create_graph=True)
+    assert copies and all(copies)  # every to_nhwc in the backward found NHWC memory
+    assert gx.requires_grad and gw.requires_grad

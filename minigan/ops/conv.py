@@ -26,7 +26,7 @@ import kernels
 
 from ..autograd import Function
 from ..backend import get_xp
-from .layout import from_nhwc, to_nhwc
+from .layout import channels_last, from_nhwc, to_nhwc
 
 
 def conv_output_size(size, k, s, p):
@@ -83,6 +83,7 @@ class Conv2d(Function):
 
     def backward(self, g):
         x, weight = self.inputs[:2]
+        g = channels_last(g)  # both gradients read g as NHWC rows: lay it out so once
         gx = gw = gb = None
         if self.needs_grad(0):
             gx = conv_transpose2d(g, weight, stride=self.stride, padding=self.padding, output_size=x.shape[2:])

@@ -9,12 +9,14 @@ the kernels take either (leaky ReLU runs in memory order, batch norm reads rows
 of channels), so the next convolution finds NHWC memory again and needs no copy.
 """
 
+from ..autograd import Function
 from ..backend import get_xp
 
 
 def is_channels_last(a):
-    """Whether the (N, C, H, W) array a lies in memory as (N, H, W, C)."""
-    return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
+    """Whether the (N, C, H, W) array a lies in memory as (N, H, W, C) (with one
+    channel, or 1×1 images, an NCHW array does too)."""
+    return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def to_nhwc(a):
@@ -25,3 +27,20 @@ def to_nhwc(a):
 def from_nhwc(a):
     """(N, H, W, C) -> the (N, C, H, W) view of the same memory (channels-last)."""
     return a.transpose(0, 3, 1, 2)
+
+
+class ChannelsLast(Function):
+    """The same values laid out channels-last (PyTorch's
+    ``x.contiguous(memory_format=torch.channels_last)``): a copy whose gradient
+    passes through unchanged."""
+
+    def forward(self, x):
+        return from_nhwc(to_nhwc(x))
+
+    def backward(self, g):
+        return (g,)
+
+
+def channels_last(x):
+    """x itself if it is channels-last already, else a channels-last copy."""
+    return x if is_channels_last(x.data) else ChannelsLast.apply(x)
