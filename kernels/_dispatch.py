@@ -47,6 +47,8 @@ def memory_order(a):
 
     ``a.transpose(memory_order(a))`` is then C-contiguous without a copy when it
     can be, so an elementwise kernel can run over any such layout flat."""
+    if a.flags.c_contiguous:
+        return tuple(range(a.ndim))
     axes = tuple(sorted(range(a.ndim), key=lambda i: -a.strides[i]))
     return axes if a.transpose(axes).flags.c_contiguous else tuple(range(a.ndim))
 
