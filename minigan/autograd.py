@@ -69,10 +69,10 @@ class Function:
                     f"{cls.__name__}: expected tensors of one dtype, got {first.dtype} and "
                     f"{t.data.dtype}; convert one of them (e.g. mg.tensor(x, dtype='float32'))"
                 )
-        out = fn.forward(*(t.data for t in inputs), **params)
+        out = fn.forward(*[t.data for t in inputs], **params)
         if type(out) is not type(first):  # NumPy turns 0-d results into scalars
             out = get_xp(first).asarray(out)
-        if _grad_enabled and any(t.requires_grad for t in inputs):
+        if _grad_enabled and any([t.requires_grad for t in inputs]):
             fn.inputs = inputs
             result = Tensor(out, requires_grad=True, grad_fn=fn)
             fn._output = weakref.ref(result)

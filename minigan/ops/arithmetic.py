@@ -22,6 +22,8 @@ def as_tensor(value, like):
 def _operands(name, a, b):
     """``a`` and ``b`` as tensors, checked to broadcast together (NumPy's rules)."""
     b = as_tensor(b, a)
+    if a.shape == b.shape:
+        return a, b
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
