@@ -13,11 +13,12 @@ MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loo
 # loop wins only when each thread gets enough work to pay for waking the others
 # (and, on a busy machine, for waiting until the scheduler runs them all, while
 # OpenBLAS's threads may still be spinning after the last matrix product). On a
-# 2-core Xeon, im2col with 3.2 million column entries (the 64→128 convolution at
-# batch 64) ran twice as fast in parallel alone (0.84 against 1.65 ms), but the
-# DCGAN step as a whole was no faster with it (114.1 against 114.8 ms), and a
-# lower threshold for every kernel (2²¹) made the step slower; a leaky ReLU of
-# 8 million values took 3.2 ms in parallel and 4.7 serially.
+# 2-core Xeon, an im2col with 3.2 million column entries (the 64→128 convolution
+# at batch 64, with (C, kh, kw) taps) ran twice as fast in parallel alone (0.84
+# against 1.65 ms), but the DCGAN step as a whole was no faster with it (114.1
+# against 114.8 ms); a lower threshold for every kernel (2²¹, and later 2¹⁸)
+# made the step slower; a leaky ReLU of 8 million values took 3.2 ms in
+# parallel and 4.7 serially.
 PARALLEL_MIN_SIZE = 1 << 22
 
 _force_cuda = False
