@@ -80,6 +80,7 @@ def test_layer_shape_mismatch(layer, x, message):
         (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=(1, 2, 3)), "stride must be an int or a pair of ints, got (1, 2, 3)"),
         (lambda: F.conv_transpose2d(t(1, 2, 5, 5), t(3, 4, 3, 3)),
          "conv_transpose2d: input has 2 channels (shape (1, 2, 5, 5)) but the weight of shape (3, 4, 3, 3) expects 3"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), t(3)), "conv_transpose2d: bias of shape (3,), expected (4,)"),
         (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), stride=2, output_padding=2),
          "conv_transpose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
         (lambda: F.conv_transpose2d(t(1, 3, 1, 1), t(3, 4, 1, 1), padding=1),
