@@ -27,6 +27,7 @@ import kernels
 from ..autograd import Function
 from ..backend import get_xp
 from .layout import channels_last, from_nhwc, to_nhwc
+from .linalg import with_bias
 
 
 def conv_output_size(size, k, s, p):
@@ -76,9 +77,9 @@ class Conv2d(Function):
         if cols is None:
             cols = kernels.im2col(to_nhwc(x), kh, kw, sh, sw, ph, pw)
         self.cols = cols  # kept for the weight gradient
-        # W_matᵀ (kh·kw·C, O), made contiguous: OpenBLAS multiplies by it ~15% faster
-        # than by the transposed view of W_mat
-        w_cols = get_xp(weight).ascontiguousarray(_taps_last(weight).T)
+        # W_matᵀ (kh·kw·C, O), made contiguous in one copy: OpenBLAS multiplies by it
+        # ~15% faster than by the transposed view of W_mat
+        w_cols = get_xp(weight).ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, o)
         return _nchw(cols @ w_cols, n, oh, ow, bias)
 
     def backward(self, g):
@@ -156,15 +157,6 @@ def _check_conv_input(name, x, weight, in_axis):
         )
 
 
-def _with_bias(name, weight, bias, out_axis):
-    """The tensors an op gets: (weight,), or (weight, bias) with the bias checked."""
-    if bias is None:
-        return (weight,)
-    if bias.shape != (weight.shape[out_axis],):
-        raise ValueError(f"{name}: bias of shape {bias.shape}, expected ({weight.shape[out_axis]},)")
-    return weight, bias
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0):
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
     _check_conv_input("conv2d", input, weight, 1)
@@ -174,7 +166,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
                 f"conv2d: kernel size {k} is larger than the padded input ({size} + 2·{p}) "
                 f"along {'HW'[axis]} (input shape {input.shape}, weight shape {weight.shape})"
             )
-    return Conv2d.apply(input, *_with_bias("conv2d", weight, bias, 0), stride=stride, padding=padding)
+    return Conv2d.apply(input, *with_bias("conv2d", weight, bias, 0), stride=stride, padding=padding)
 
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
@@ -203,5 +195,5 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if min(output_size) < 1:
         raise ValueError(f"conv_transpose2d: the output size {output_size} is not positive (input shape {input.shape})")
     return ConvTranspose2d.apply(
-        input, *_with_bias("conv_transpose2d", weight, bias, 1), stride=stride, padding=padding, output_size=output_size
+        input, *with_bias("conv_transpose2d", weight, bias, 1), stride=stride, padding=padding, output_size=output_size
     )

@@ -48,14 +48,20 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+def with_bias(name, weight, bias, out_axis):
+    """The tensors a layer op gets after its input: (weight,), or (weight, bias)
+    with the bias checked to have one value per output (weight axis ``out_axis``)."""
+    if bias is None:
+        return (weight,)
+    if bias.shape != (weight.shape[out_axis],):
+        raise ValueError(f"{name}: bias of shape {bias.shape}, expected ({weight.shape[out_axis]},)")
+    return weight, bias
+
+
 def linear(x, weight, bias=None):
     if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape}: "
             f"expected input (N, {weight.shape[1] if weight.ndim == 2 else 'in'})"
         )
-    if bias is None:
-        return Linear.apply(x, weight)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias of shape {bias.shape}, expected ({weight.shape[0]},)")
-    return Linear.apply(x, weight, bias)
+    return Linear.apply(x, *with_bias("linear", weight, bias, 0))
