@@ -19,12 +19,14 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from ._compile import CUDA_KERNELS
+from .adam import adam_update
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import col2im, im2col
 from .leaky_relu import leaky_relu_backward, leaky_relu_forward
 
 __all__ = [
     "CUDA_KERNELS",
+    "adam_update",
     "batch_norm_backward",
     "batch_norm_forward",
     "col2im",

@@ -1,7 +1,7 @@
 """Optimisers with PyTorch's update rules. They change ``p.data`` in place, outside
 any graph, from the gradients that ``backward`` left in ``p.grad``."""
 
-import math
+import kernels
 
 from .backend import get_xp, to_device, to_numpy
 
@@ -84,25 +84,13 @@ class Adam(Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
 
     def _update(self, p, g, state):
-        beta1, beta2 = self.defaults["betas"]
         if not state:
             xp = get_xp(p)
-            state.update(step=0, exp_avg=xp.zeros_like(p), exp_avg_sq=xp.zeros_like(p))
+            state.update(step=0, exp_avg=xp.zeros(p.shape, p.dtype), exp_avg_sq=xp.zeros(p.shape, p.dtype))
         state["step"] += 1
-        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        # In place, through one scratch array: a step reads and writes each
-        # parameter-sized array a few times and allocates one.
-        xp = get_xp(p)
-        scratch = xp.multiply(g, 1 - beta1)
-        m *= beta1
-        m += scratch  # m = β1·m + (1 - β1)·g
-        xp.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch  # v = β2·v + (1 - β2)·g²
-        denom = xp.sqrt(v, out=scratch)
-        denom /= math.sqrt(1 - beta2**t)
-        denom += self.defaults["eps"]  # √v/√(1 - β2^t) + eps
-        update = xp.divide(m, denom, out=scratch)
-        update *= self.defaults["lr"] / (1 - beta1**t)
-        p -= update
+        beta1, beta2 = self.defaults["betas"]
+        # One pass over p, m and v (kernels/adam.py): the same numbers as the ten
+        # or so whole-array NumPy operations the formulas above take, faster.
+        kernels.adam_update(
+            p, g, state["exp_avg"], state["exp_avg_sq"], state["step"], self.defaults["lr"], beta1, beta2, self.defaults["eps"]
+        )

@@ -1,5 +1,7 @@
 """CPU kernels against plain NumPy references written for clarity, not speed."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -238,3 +240,42 @@ def test_memory_order():
 def test_leaky_relu_accepts_non_contiguous_input():
     x = np.random.default_rng(8).standard_normal((4, 6)).T
     np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.1), np.where(x > 0, x, 0.1 * x))
+
+
+# ----------------------------------------------------------------- adam ---
+
+
+def ref_adam(p, g, m, v, t, lr, beta1, beta2, eps):
+    """Adam as whole-array NumPy operations, one at a time, in p's dtype."""
+    m[...] = beta1 * m + (1 - beta1) * g
+    v[...] = beta2 * v + (1 - beta2) * (g * g)
+    p -= (m / (np.sqrt(v) / math.sqrt(1 - beta2**t) + eps)) * (lr / (1 - beta1**t))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (64, 1, 4, 4), (100_000,)], ids=str)
+def test_adam_update_gives_numpys_numbers_bit_for_bit(shape, dtype):
+    rng = np.random.default_rng(10)
+    got = [rng.standard_normal(shape).astype(dtype), np.zeros(shape, dtype), np.zeros(shape, dtype)]
+    want = [a.copy() for a in got]
+    for t in range(1, 4):
+        g = rng.standard_normal(shape).astype(dtype)
+        kernels.adam_update(*got[:1], g, *got[1:], t, 2e-4, 0.5, 0.999, 1e-8)
+        ref_adam(*want[:1], g, *want[1:], t, 2e-4, 0.5, 0.999, 1e-8)
+        for name, a, b in zip("pmv", got, want):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} after step {t}")
+
+
+def test_adam_update_writes_through_non_contiguous_arrays():
+    # A transposed parameter and moments, a float64 gradient for float32 arrays:
+    # the arrays passed in are the ones updated.
+    rng = np.random.default_rng(11)
+    p, m, v = (np.asarray(rng.random((5, 3)), np.float32).T for _ in range(3))
+    g = rng.standard_normal((3, 5))
+    want = [a.copy() for a in (p, m, v)]
+    kernels.adam_update(p, g, m, v, 2, 1e-2, 0.9, 0.999, 1e-8)
+    ref_adam(want[0], g.astype(np.float32), *want[1:], 2, 1e-2, 0.9, 0.999, 1e-8)
+    for a, b in zip((p, m, v), want):
+        assert not a.flags.c_contiguous
+        np.testing.assert_array_equal(a, b)

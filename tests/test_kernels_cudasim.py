@@ -30,6 +30,7 @@ LAUNCHES = {
     "col2im": ["col2im"],
     "batch_norm": ["batch_norm_sums", "batch_norm_normalize", "batch_norm_input_grad"],
     "leaky_relu": ["leaky_relu_gate"],
+    "adam_update": ["adam"],
 }
 
 
@@ -100,3 +101,20 @@ def test_leaky_relu(dtype):
     x, gy = (rng.standard_normal((3, 50)).astype(dtype) for _ in range(2))
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_forward, x, 0.2), dtype)
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_backward, x, gy, 0.2), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update(dtype):
+    rng = np.random.default_rng(3)
+    p, m = (rng.standard_normal(70).astype(dtype) for _ in range(2))
+    v = rng.random(70).astype(dtype)
+    g = rng.standard_normal(70).astype(dtype)
+
+    def update(p, m, v):  # in place: return copies of what changed
+        p, m, v = p.copy(), m.copy(), v.copy()
+        kernels.adam_update(p, g, m, v, 3, 1e-2, 0.9, 0.999, 1e-8)
+        return p, m, v
+
+    cpu, gpu = on_cpu_and_cuda(update, p, m, v)
+    assert not np.array_equal(cpu[0], p)
+    assert_same(cpu, gpu, dtype)
