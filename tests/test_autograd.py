@@ -114,6 +114,19 @@ def test_retain_graph_allows_a_second_backward():
     np.testing.assert_array_equal(x.grad, [4.0, 8.0])
 
 
+def test_retain_graph_through_a_convolution_gives_the_same_gradients_twice():
+    # conv2d frees its im2col columns during the first backward; the second
+    # gathers them again, so it adds the same gradients once more.
+    rng = np.random.default_rng(0)
+    x, w = leaf(rng.standard_normal((2, 3, 6, 6))), leaf(rng.standard_normal((4, 3, 3, 3)))
+    loss = (mg.nn.functional.conv2d(x, w, stride=2, padding=1) ** 2).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.copy(), w.grad.copy()
+    loss.backward()
+    np.testing.assert_allclose(x.grad, 2 * first[0], rtol=1e-12)
+    np.testing.assert_allclose(w.grad, 2 * first[1], rtol=1e-12)
+
+
 def test_backward_on_non_scalar_needs_a_gradient():
     x = leaf([1.0, 2.0])
     y = x * 2

@@ -86,10 +86,16 @@ class Conv2d(Function):
         x, weight = self.inputs[:2]
         g = channels_last(g)  # both gradients read g as NHWC rows: lay it out so once
         gx = gw = gb = None
-        if self.needs_grad(0):
-            gx = conv_transpose2d(g, weight, stride=self.stride, padding=self.padding, output_size=x.shape[2:])
+        # The weight gradient first, then the columns can go before the input
+        # gradient makes columns of its own, of the same size: the allocator hands
+        # back the memory just freed, still in the cache (64→128 at batch 64: 14.4 →
+        # 13.5 ms forward and backward; the DCGAN step 84 → 80 ms). A second
+        # backward (retain_graph=True) gathers them again.
         if self.needs_grad(1):
             gw = conv2d_weight(x, g, weight.shape, self.stride, self.padding, cols=self.cols)
+        self.cols = None
+        if self.needs_grad(0):
+            gx = conv_transpose2d(g, weight, stride=self.stride, padding=self.padding, output_size=x.shape[2:])
         if len(self.inputs) == 3 and self.needs_grad(2):
             gb = _bias_grad(g)
         return gx, gw, gb
