@@ -22,6 +22,7 @@ from ._compile import CUDA_KERNELS
 from .adam import adam_update
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import col2im, im2col
+from .layout import nchw_to_nhwc
 from .leaky_relu import leaky_relu_backward, leaky_relu_forward
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "im2col",
     "leaky_relu_backward",
     "leaky_relu_forward",
+    "nchw_to_nhwc",
 ]

@@ -237,6 +237,18 @@ def test_memory_order():
     assert memory_order(a[:, :, ::2]) == (0, 1, 2, 3)  # gaps: no order makes it one block
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 4, 5), (3, 64, 7, 6)], ids=str)
+def test_nchw_to_nhwc(shape, dtype):
+    x = np.random.default_rng(12).standard_normal(shape).astype(dtype)
+    y = kernels.nchw_to_nhwc(x)
+    assert y.flags.c_contiguous and y.dtype == dtype
+    np.testing.assert_array_equal(y, x.transpose(0, 2, 3, 1))
+    # any input layout: a channels-last view, a strided slice
+    np.testing.assert_array_equal(kernels.nchw_to_nhwc(y.transpose(0, 3, 1, 2)), y)
+    np.testing.assert_array_equal(kernels.nchw_to_nhwc(x[:, ::2]), x[:, ::2].transpose(0, 2, 3, 1))
+
+
 def test_leaky_relu_accepts_non_contiguous_input():
     x = np.random.default_rng(8).standard_normal((4, 6)).T
     np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.1), np.where(x > 0, x, 0.1 * x))

@@ -31,6 +31,7 @@ LAUNCHES = {
     "batch_norm": ["batch_norm_sums", "batch_norm_normalize", "batch_norm_input_grad"],
     "leaky_relu": ["leaky_relu_gate"],
     "adam_update": ["adam"],
+    "nchw_to_nhwc": ["nchw_to_nhwc"],
 }
 
 
@@ -101,6 +102,14 @@ def test_leaky_relu(dtype):
     x, gy = (rng.standard_normal((3, 50)).astype(dtype) for _ in range(2))
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_forward, x, 0.2), dtype)
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_backward, x, gy, 0.2), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nchw_to_nhwc(dtype):
+    x = np.random.default_rng(4).standard_normal((2, 3, 4, 5)).astype(dtype)
+    cpu, gpu = on_cpu_and_cuda(kernels.nchw_to_nhwc, x)
+    np.testing.assert_array_equal(cpu, x.transpose(0, 2, 3, 1))
+    assert_same(cpu, gpu, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

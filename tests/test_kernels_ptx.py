@@ -65,7 +65,7 @@ def test_registered_signatures_are_the_launch_signatures(monkeypatch, dtype):
         launched[gpu] = tuple(typeof(a) for a in args)
         run(cpu, gpu, launch, *args)
 
-    for module in ("conv", "batch_norm", "leaky_relu", "adam"):
+    for module in ("conv", "batch_norm", "leaky_relu", "adam", "layout"):
         monkeypatch.setattr(f"kernels.{module}.run", recording_run)
 
     x = np.ones((2, 3, 4, 5), dtype)
@@ -76,6 +76,7 @@ def test_registered_signatures_are_the_launch_signatures(monkeypatch, dtype):
     kernels.batch_norm_backward(y, x3, mean, invstd, g)
     kernels.leaky_relu_backward(x, kernels.leaky_relu_forward(x, 0.2), 0.2)
     kernels.adam_update(x, x.copy(), np.zeros_like(x), np.zeros_like(x), 1, 1e-3, 0.9, 0.999, 1e-8)
+    kernels.nchw_to_nhwc(x)
 
     registered = {kernel: sigs for kernel, sigs in kernels.CUDA_KERNELS.values()}
     assert set(launched) == set(registered)
