@@ -34,7 +34,7 @@ import workloads  # noqa: E402
 from minigan.autograd import Function  # noqa: E402
 
 PRODUCTS = {"MatMul", "Linear", "Conv2d", "Conv2dWeight", "ConvTranspose2d"}
-KERNELS = ["im2col", "col2im", "batch_norm_forward", "batch_norm_backward", "leaky_relu_forward", "leaky_relu_backward"]
+KERNELS = ["nchw_to_nhwc", "im2col", "col2im", "batch_norm_forward", "batch_norm_backward", "leaky_relu_forward", "leaky_relu_backward"]
 
 
 class Timers:
