@@ -72,7 +72,7 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None, *, stride, padding, cols=None):
         (sh, sw), (ph, pw) = self.stride, self.padding = stride, padding
         n, _, h, w = x.shape
-        o, _, kh, kw = weight.shape
+        _, _, kh, kw = weight.shape
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         if cols is None:
             cols = kernels.im2col(to_nhwc(x), kh, kw, sh, sw, ph, pw)
