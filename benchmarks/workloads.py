@@ -45,12 +45,29 @@ def _functional(fw):
     return F
 
 
-def _forward_backward(fw, inputs, forward, out_shape):
+def _like(fw, y, values):
+    """A tensor holding ``values`` (an array of y's shape), laid out in memory like
+    y, as ``torch.randn_like(y)`` would be."""
+    if fw.__name__ == "torch":
+        g = fw.empty_like(y)  # memory_format=torch.preserve_format
+        g.copy_(fw.from_numpy(values))
+        return g
+    a = np.empty_like(y.data)  # order="K": y's strides
+    a[...] = values
+    return fw.tensor(a)
+
+
+def _forward_backward(fw, inputs, forward):
     """A closure: y = forward(*inputs), then y.backward(g) for a fixed random g.
 
+    g is laid out like y: in a network, the gradient that reaches an op comes
+    from the ops after it, which work in the layout of its output (minigan's
+    convolutions give channels-last outputs, PyTorch's NCHW ones; see
+    minigan/ops/layout.py). The values are the same for both frameworks.
     The gradients of the previous iteration are dropped first, so each iteration
     does the same work (no accumulation into existing ``.grad``)."""
-    g = _tensor(fw, _random(out_shape, 99))
+    y = forward(*inputs)
+    g = _like(fw, y, _random(tuple(y.shape), 99))
 
     def run():
         for t in inputs:
@@ -75,11 +92,11 @@ def conv_workload(c_in, c_out, size, transposed):
     forward, then backward to the input and the weight."""
 
     def make(fw, batch):
-        x, w, y = _conv_shapes(batch, c_in, c_out, size, transposed)
+        x, w, _ = _conv_shapes(batch, c_in, c_out, size, transposed)
         F = _functional(fw)
         op = F.conv_transpose2d if transposed else F.conv2d
         inputs = (_tensor(fw, _random(x, 1), True), _tensor(fw, _random(w, 2) * 0.05, True))
-        return _forward_backward(fw, inputs, lambda a, b: op(a, b, None, 2, 1), y)
+        return _forward_backward(fw, inputs, lambda a, b: op(a, b, None, 2, 1))
 
     def flops(batch):
         # One multiply-add per (output pixel, input channel, tap) in the forward
@@ -106,9 +123,7 @@ def batch_norm_workload(channels, size):
             _tensor(fw, np.ones(channels, np.float32), True),
             _tensor(fw, np.zeros(channels, np.float32), True),
         )
-        return _forward_backward(
-            fw, inputs, lambda x, w, b: F.batch_norm(x, *running, w, b, training=True), shape
-        )
+        return _forward_backward(fw, inputs, lambda x, w, b: F.batch_norm(x, *running, w, b, training=True))
 
     # Unavoidable traffic: read x, write y; read x and gy, write gx (4 bytes each).
     return Workload(
@@ -122,7 +137,7 @@ def leaky_relu_workload(channels, size, slope=0.2):
         F = _functional(fw)
         shape = (batch, channels, size, size)
         inputs = (_tensor(fw, _random(shape, 1), True),)
-        return _forward_backward(fw, inputs, lambda x: F.leaky_relu(x, slope), shape)
+        return _forward_backward(fw, inputs, lambda x: F.leaky_relu(x, slope))
 
     return Workload(
         f"leaky ReLU ({channels}×{size}×{size})", make,
