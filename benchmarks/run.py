@@ -144,14 +144,14 @@ def measure(args, use_torch):
             row["gflop"] = workload.flops(batch) / 1e9
         if workload.bytes:
             row["gbyte"] = workload.bytes(batch) / 1e9
-        ceiling = next((ceilings[key] for key in ceilings if key in row), None)
-        runs = [workload.make(fw, batch) for fw in frameworks] + ([ceiling[0]] if ceiling else [])
+        kind = _kind(row)
+        runs = [workload.make(fw, batch) for fw in frameworks] + ([ceilings[kind][0]] if kind else [])
         times = time_side_by_side(runs, args.repeats, args.warmup, args.pause)
         row["minigan_s"] = times[0]
         if use_torch:
             row["torch_s"] = times[1]
-        if ceiling:
-            row["ceiling"] = ceiling[1] / times[-1]  # GFLOP/s or GB/s
+        if kind:
+            row["ceiling"] = ceilings[kind][1] / times[-1]  # GFLOP/s or GB/s
         rows.append(row)
         print(f"  {_label(row)}", flush=True)
 
