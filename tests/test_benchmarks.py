@@ -29,3 +29,20 @@ def test_benchmark_suite_writes_table_chart_and_results(tmp_path):
     assert ("PyTorch (ms)" in table) == with_torch
     assert (tmp_path / "chart.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == rows
+
+
+def test_the_output_gradient_is_laid_out_like_the_output():
+    # A channels-last output gets a channels-last gradient with the same values
+    # (as torch.randn_like would give), so no row times a layout copy that a
+    # network would not make.
+    import numpy as np
+
+    import minigan
+
+    workloads = load_runner().workloads
+    values = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    channels_last = np.ascontiguousarray(values.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for y in (minigan.tensor(values), minigan.tensor(channels_last)):
+        g = workloads._like(minigan, y, values)
+        assert g.data.strides == y.data.strides
+        np.testing.assert_array_equal(g.data, values)
