@@ -6,6 +6,10 @@ import importlib.util
 import json
 import os
 
+import numpy as np
+
+import minigan
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -35,10 +39,6 @@ def test_the_output_gradient_is_laid_out_like_the_output():
     # A channels-last output gets a channels-last gradient with the same values
     # (as torch.randn_like would give), so no row times a layout copy that a
     # network would not make.
-    import numpy as np
-
-    import minigan
-
     workloads = load_runner().workloads
     values = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     channels_last = np.ascontiguousarray(values.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
