@@ -1,5 +1,6 @@
-"""The benchmark suite runs: one tiny iteration of every row, with PyTorch beside
-minigan when it is installed. Speed itself is measured by ``benchmarks/run.py``,
+"""The benchmark suite runs (one tiny iteration of every row, with PyTorch beside
+minigan when it is installed), and its op rows hand each op an output gradient
+laid out like its output. Speed itself is measured by ``benchmarks/run.py``,
 never here."""
 
 import importlib.util
