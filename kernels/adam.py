@@ -51,8 +51,9 @@ def adam_update(p, g, m, v, step, lr, beta1, beta2, eps):
     # The constants in p's dtype, each rounded once as NumPy would round them.
     constants = (f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(math.sqrt(1 - beta2**step)), f(eps), f(lr / (1 - beta1**step)))
     # The kernel runs over flat memory; an array that is not one C-ordered
-    # block is updated through a contiguous copy.
-    state = [a if a.flags.c_contiguous else contiguous(a) for a in (p, m, v)]
+    # block is updated through a contiguous copy (``contiguous`` hands back a
+    # C-contiguous array itself).
+    state = [contiguous(a) for a in (p, m, v)]
     flat_p, flat_m, flat_v = (a.reshape(-1) for a in state)
     flat_g = contiguous(g.astype(p.dtype, copy=False)).reshape(-1)
     run(_adam_cpu, _adam_cuda, grid(p.size), flat_p, flat_g, flat_m, flat_v, *constants)
