@@ -206,12 +206,17 @@ def machine(use_torch):
 # -------------------------------------------------------------- output ---
 
 
-UNITS = {"gflop": ("GFLOP/s", "{:.0f}"), "gbyte": ("GB/s", "{:.1f}")}
+UNITS = {"gflop": ("GFLOP/s", 0), "gbyte": ("GB/s", 1)}  # unit, decimals
 
 
 def _kind(row):
     """"gflop" for a compute-bound row, "gbyte" for a memory-bound one, else None."""
     return next((key for key in UNITS if key in row), None)
+
+
+def _rate_text(kind, value):
+    unit, decimals = UNITS[kind]
+    return f"{value:.{decimals}f} {unit}"
 
 
 def _rate(row):
@@ -223,15 +228,14 @@ def _rate(row):
         if kind is None:
             out.append(("", None))
             continue
-        unit, number = UNITS[kind]
         rate = row[kind] / row[key]
-        out.append((f"{number.format(rate)} {unit}", rate / row["ceiling"]))
+        out.append((_rate_text(kind, rate), rate / row["ceiling"]))
     return out
 
 
 def _ceiling_text(row):
     kind = _kind(row)
-    return "" if kind is None else f"{UNITS[kind][1].format(row['ceiling'])} {UNITS[kind][0]}"
+    return "" if kind is None else _rate_text(kind, row["ceiling"])
 
 
 def table(rows, use_torch):
@@ -303,8 +307,7 @@ def chart(rows, use_torch, path):
 
 def _ceiling_range(rows, kind):
     values = sorted(r["ceiling"] for r in rows if _kind(r) == kind)
-    unit, number = UNITS[kind]
-    return f"{number.format(values[0])}-{number.format(values[-1])} {unit}" if values else "not timed"
+    return f"{values[0]:.{UNITS[kind][1]}f}-{_rate_text(kind, values[-1])}" if values else "not timed"
 
 
 def report(args, rows, info, use_torch, start):
