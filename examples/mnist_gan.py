@@ -23,6 +23,7 @@ T0 = time.perf_counter()
 
 from minigan.checkpoint import CheckpointError  # noqa: E402
 from minigan.data import DataError  # noqa: E402
+from minigan.models import D_DEPTHS, G_DEPTHS  # noqa: E402
 from minigan.train import DCGAN_RUN_SETTINGS, WGAN_GP_SETTINGS, Config, ConfigError, TrainingError, resumed_config, train  # noqa: E402
 
 # Mistakes in the command line, the data, the checkpoint or the output folder, and a
@@ -52,10 +53,10 @@ def parse_args(argv=None):
                         "1.0 for wgan-gp)")
     p.add_argument("--d-warmup", type=int, help="D steps before G's first step (default: 0)")
     p.add_argument("--d-steps", type=int, help="D steps per G step (default: 1; 5 for wgan-gp)")
-    p.add_argument("--d-depth", type=int, choices=(2, 3),
+    p.add_argument("--d-depth", type=int, choices=D_DEPTHS,
                    help="the DCGAN D's strided convolutions: 2 as in the notes' DCGAN, or 3 to judge whole digits "
                         f"(default: {dcgan['d_depth']})")
-    p.add_argument("--g-depth", type=int, choices=(2, 4),
+    p.add_argument("--g-depth", type=int, choices=G_DEPTHS,
                    help="the DCGAN G's convolutions: 2 as in the notes' DCGAN, or 4 with a 3×3 one before each upsampling "
                         f"(default: {dcgan['g_depth']})")
     p.add_argument("--ema", type=float,

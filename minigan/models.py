@@ -12,6 +12,8 @@ from .ops import cat
 LATENT_DIM = 100
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
+G_DEPTHS = (2, 4)  # dcgan_generator: its convolutions
+D_DEPTHS = (2, 3)  # dcgan_discriminator: its strided convolutions
 
 
 def mlp_generator(latent_dim=LATENT_DIM, hidden=128):
@@ -50,8 +52,8 @@ def dcgan_generator(latent_dim=LATENT_DIM, width=64, depth=2):
     stride-1 convolution beside its upsampling ones: each pixel is then made from
     its neighbours' features at every scale, not only by the one Linear layer
     (see docs/results.md for what it changes)."""
-    if depth not in (2, 4):
-        raise ValueError(f"dcgan_generator: depth must be 2 or 4, got {depth!r}")
+    if depth not in G_DEPTHS:
+        raise ValueError(f"dcgan_generator: depth must be one of {G_DEPTHS}, got {depth!r}")
 
     def refine(c):  # Conv(c→c, 3, 1, 1) -> BN -> ReLU keeps the size (none at depth 2)
         return [nn.Conv2d(c, c, 3, stride=1, padding=1), nn.BatchNorm2d(c), nn.ReLU()] if depth == 4 else []
@@ -85,8 +87,8 @@ def dcgan_discriminator(width=64, batch_norm=True, in_channels=1, depth=2):
     each see a 10×10 patch, so D can judge strokes but hardly the shape of a whole
     digit; the third layer's features see 18×18 and mix the patches non-linearly
     (see docs/results.md for what it changes)."""
-    if depth not in (2, 3):
-        raise ValueError(f"dcgan_discriminator: depth must be 2 or 3, got {depth!r}")
+    if depth not in D_DEPTHS:
+        raise ValueError(f"dcgan_discriminator: depth must be one of {D_DEPTHS}, got {depth!r}")
     layers = [nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
     layers += _downsample(width, 2 * width, 4, batch_norm)  # -> (2w, 7, 7)
     channels, side = 2 * width, 7

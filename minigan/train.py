@@ -84,7 +84,7 @@ class Config:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1}")
         if not 0 < self.label_smoothing <= 1:
             problems.append(f"label smoothing target must be in (0, 1], got {self.label_smoothing}")
-        for name, choices in (("d_depth", (2, 3)), ("g_depth", (2, 4))):
+        for name, choices in (("d_depth", models.D_DEPTHS), ("g_depth", models.G_DEPTHS)):
             value, what = getattr(self, name), name.replace("_", " ")
             if value not in choices:
                 problems.append(f"{what} must be {' or '.join(map(str, choices))}, got {value}")

@@ -265,7 +265,7 @@ def test_four_layer_generator():
     assert sum("BatchNorm" in type(m).__name__ for m in g.modules()) == 4
     out = g(mg.randn(3, 5))
     assert out.shape == (3, 1, 28, 28) and np.abs(out.numpy()).max() <= 1
-    with pytest.raises(ValueError, match="depth must be 2 or 4, got 3"):
+    with pytest.raises(ValueError, match=r"depth must be one of \(2, 4\), got 3"):
         models.dcgan_generator(depth=3)
 
 
