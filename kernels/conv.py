@@ -160,6 +160,12 @@ def _col2im_cuda(cols, x, kh, kw, sh, sw, ph, pw):
 
 def col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
     """The adjoint of ``im2col``: cols (N*OH*OW, kh*kw*C) -> x (N, H, W, C)."""
+    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    if cols.shape != (N * OH * OW, kh * kw * C):  # the loops would read past its end
+        raise ValueError(
+            f"col2im: cols has shape {cols.shape}, but an (N, H, W, C) = {(N, H, W, C)} output with a "
+            f"{kh}×{kw} kernel, stride ({sh}, {sw}) and padding ({ph}, {pw}) needs {(N * OH * OW, kh * kw * C)}"
+        )
     cols = contiguous(cols)
     x = empty(cols, (N, H, W, C))
     run(_col2im_cpu, _col2im_cuda, grid(x.size), cols, x, kh, kw, sh, sw, ph, pw)

@@ -5,7 +5,9 @@ Backward: gx = gy       if x > 0 else slope * gy
 Both are ``out = g if x > 0 else slope * g``, with g = x (forward) or g = gy
 (backward), so one kernel does both. Arrays are handled flat, in the order
 x lies in memory (g is brought into that order), and the result comes out in
-x's layout, e.g. channels-last for a channels-last x.
+x's layout, e.g. channels-last for a channels-last x. With slope 0 (ReLU) the
+"else" is an exact 0, as in PyTorch: relu(-inf) is 0, and so is the gradient
+where x <= 0 even when gy is infinite.
 """
 
 from numba import cuda, prange, void
@@ -15,7 +17,12 @@ from ._dispatch import contiguous, empty, grid, memory_order, run
 
 
 def _gate_value(x, g, out, k, slope):
-    out[k] = g[k] if x[k] > 0 else slope * g[k]
+    if not x[k] <= 0:  # x > 0, or x is NaN (which then passes on, as in PyTorch)
+        out[k] = g[k]
+    elif slope != 0:
+        out[k] = slope * g[k]
+    else:  # ReLU: an exact 0, where 0·g would be NaN for g = ±inf (and -0 for g < 0)
+        out[k] = 0
 
 
 _gate_value_cpu = host_body(_gate_value)
@@ -37,7 +44,7 @@ def _gate_cuda(x, g, out, slope):
 def _apply_gate(x, g, slope):
     axes = memory_order(x)
     x_mem, g_mem = contiguous(x.transpose(axes)), contiguous(g.transpose(axes))  # no copy of x
-    out = empty(x_mem, x_mem.shape)
+    out = empty(x, tuple(x.shape[i] for i in axes))  # (x_mem is 1-d when x is 0-d)
     flat = (x_mem.reshape(-1), g_mem.reshape(-1), out.reshape(-1), x.dtype.type(slope))
     run(_gate_cpu, _gate_cuda, grid(x.size), *flat)
     return out.transpose(tuple(axes.index(i) for i in range(x.ndim)))  # back to x's axes

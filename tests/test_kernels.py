@@ -117,6 +117,15 @@ def test_col2im_is_the_adjoint_of_im2col(config):
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
+def test_col2im_rejects_columns_of_another_shape():
+    # The loops index cols by the output's geometry: a cols of any other shape would
+    # be read past its end (or mapped to the wrong pixels), so it is refused.
+    cols = np.zeros((9, 9), np.float32)  # a 3×3 kernel's columns for a 5×5 output
+    assert kernels.col2im(cols, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0).shape == (1, 5, 5, 1)
+    with pytest.raises(ValueError, match=r"col2im: cols has shape \(9, 9\), .* needs \(25, 9\)"):
+        kernels.col2im(cols, 1, 7, 7, 1, 3, 3, 1, 1, 0, 0)
+
+
 def test_im2col_accepts_non_contiguous_input():
     x = np.random.default_rng(4).standard_normal((3, 2, 5, 4)).transpose(1, 2, 3, 0)  # (2, 5, 4, 3), strided
     np.testing.assert_array_equal(kernels.im2col(x, 3, 2, 1, 2, 1, 0), ref_im2col(x, 3, 2, 1, 2, 1, 0))
@@ -252,6 +261,23 @@ def test_nchw_to_nhwc(shape, dtype):
 def test_leaky_relu_accepts_non_contiguous_input():
     x = np.random.default_rng(8).standard_normal((4, 6)).T
     np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.1), np.where(x > 0, x, 0.1 * x))
+
+
+def test_relu_is_an_exact_zero_where_x_is_not_positive():
+    # Slope 0 writes 0 itself: 0·(-inf) and 0·inf would be NaN (PyTorch's relu gives 0).
+    x = np.array([-np.inf, -1.0, 0.0, 2.0, np.nan], np.float32)
+    gy = np.array([np.inf, -np.inf, 1.0, 3.0, 1.0], np.float32)
+    y, gx = kernels.leaky_relu_forward(x, 0.0), kernels.leaky_relu_backward(x, gy, 0.0)
+    np.testing.assert_array_equal(y, [0, 0, 0, 2, np.nan])
+    np.testing.assert_array_equal(np.signbit(y[:3]), False)
+    np.testing.assert_array_equal(gx, [0, 0, 0, 3, 1])  # NaN's gradient passes, as in PyTorch
+    np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.5), [-np.inf, -0.5, 0, 2, np.nan])
+
+
+def test_leaky_relu_of_a_0d_array():
+    x = np.array(-2.0, np.float32)
+    y, gx = kernels.leaky_relu_forward(x, 0.5), kernels.leaky_relu_backward(x, np.array(4.0, np.float32), 0.5)
+    assert y.shape == gx.shape == () and (y, gx) == (-1.0, 2.0)
 
 
 # ----------------------------------------------------------------- adam ---

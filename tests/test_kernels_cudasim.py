@@ -102,6 +102,12 @@ def test_leaky_relu(dtype):
     x, gy = (rng.standard_normal((3, 50)).astype(dtype) for _ in range(2))
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_forward, x, 0.2), dtype)
     assert_same(*on_cpu_and_cuda(kernels.leaky_relu_backward, x, gy, 0.2), dtype)
+    # ReLU (slope 0) at the infinities: an exact 0 on both, not 0·inf = NaN.
+    x[0, :3], gy[0, :3] = -np.inf, np.inf
+    for cpu, gpu in (on_cpu_and_cuda(kernels.leaky_relu_forward, x, 0.0),
+                     on_cpu_and_cuda(kernels.leaky_relu_backward, x, gy, 0.0)):
+        assert_same(cpu, gpu, dtype)
+        assert not np.isnan(gpu).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
