@@ -87,14 +87,15 @@ def make_config(args):
         given.setdefault("out", os.path.dirname(args.resume) or ".")
         return resumed_config(args.resume, **given)
     # An epoch of the 5,000 digits is 78 steps: the MLP GAN needs many, so it reports less often.
-    mlp = given.get("model") == "mlp"
-    if mlp:
+    model = given.get("model", Config.model)
+    if model == "mlp":
         given.setdefault("epochs", 100)
-    given.setdefault("report_every", 5 if mlp else 1)
+    given.setdefault("report_every", 5 if model == "mlp" else 1)
     # Presets, each overriding the one before, and the flags given override them all: the
     # deeper DCGAN (--d-depth 2 --g-depth 2 --lr 2e-4 --batch-size 64 --ema 0 give the
     # notes' DCGAN back), then the WGAN-GP paper's settings.
-    presets = {**({} if mlp else DCGAN_RUN_SETTINGS), **(WGAN_GP_SETTINGS if given.get("loss") == "wgan-gp" else {})}
+    presets = {**(DCGAN_RUN_SETTINGS if model == "dcgan" else {}),
+               **(WGAN_GP_SETTINGS if given.get("loss") == "wgan-gp" else {})}
     return Config(**{**presets, **given})
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .checkpoint import savez_atomic
 
-__all__ = ["DataError", "mnist", "default_cache_dir", "DataLoader"]
+__all__ = ["DataError", "mnist", "default_cache_dir", "write_cache", "DataLoader"]
 
 SPLITS = ("train", "test", "all")
 
@@ -128,7 +128,9 @@ def _load_5k(cache_dir):
     if cached is not None:
         return cached
     pixels, labels = _parse_5k_csv(source)
-    _write_cache(cache, pixels, labels)
+    arrays = {"pixels": pixels, "labels": labels}
+    write_cache(cache, lambda path: savez_atomic(path, arrays, durable=False),
+                "MNIST", "loading will work but re-parse each time")
     return pixels, labels
 
 
@@ -163,21 +165,21 @@ def _read_cache(path):
     return pixels, labels.astype(np.int64)
 
 
-_warned_cache = False
+_unwritable_caches = set()     # cache files already warned about
 
 
-def _write_cache(path, pixels, labels):
-    """Write atomically (minigan.checkpoint.savez_atomic); on failure warn once, go on."""
-    global _warned_cache
-    folder = os.path.dirname(path)
+def write_cache(path, write, what, consequence):
+    """Make the folder of the cache file ``path``, then ``write(path)`` (atomically,
+    e.g. with minigan.checkpoint.savez_atomic). A cache that cannot be written costs
+    time, not the result: on an OSError, warn once per file, naming it, the error
+    and the ``consequence``, and go on."""
     try:
-        os.makedirs(folder, exist_ok=True)
-        savez_atomic(path, {"pixels": pixels, "labels": labels}, durable=False)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write(path)
     except OSError as err:
-        if not _warned_cache:
-            _warned_cache = True
-            warnings.warn(f"MNIST cache not written to {folder} ({err}); "
-                          "loading will work but re-parse each time",
+        if path not in _unwritable_caches:
+            _unwritable_caches.add(path)
+            warnings.warn(f"{what} cache not written to {path} ({err}); {consequence}",
                           RuntimeWarning, stacklevel=3)
 
 
@@ -223,9 +225,10 @@ def _load_idx_pair(data_dir, part):
     if not os.path.isdir(data_dir):
         expected = [_candidates(p, k)[0] for p in ("train", "test")
                     for k in ("images", "labels")]
-        raise FileNotFoundError(
-            f"MNIST folder {data_dir} does not exist; expected a folder "
-            f"holding {', '.join(expected)} (raw or .gz)")
+        holding = f"expected a folder holding {', '.join(expected)} (raw or .gz)"
+        if os.path.exists(data_dir):
+            raise NotADirectoryError(f"{data_dir} is not a folder; {holding}")
+        raise FileNotFoundError(f"MNIST folder {data_dir} does not exist; {holding}")
     images_path = _find_file(data_dir, part, "images")
     labels_path = _find_file(data_dir, part, "labels")
     images = read_idx(images_path, IMAGES_MAGIC)

@@ -150,9 +150,9 @@ def load_classifier(cache_dir=None, device="cpu", train_if_missing=True, progres
     if progress:
         print(f"training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
     classifier = train_classifier(progress=progress, device=device)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    save_checkpoint(path, {"net": classifier.net.state_dict()},
-                    {"format": CLASSIFIER_FORMAT, "accuracy": classifier.accuracy})
+    arrays, meta = {"net": classifier.net.state_dict()}, {"format": CLASSIFIER_FORMAT, "accuracy": classifier.accuracy}
+    data.write_cache(path, lambda path: save_checkpoint(path, arrays, meta), "classifier",
+                     "the metrics use the classifier in memory, and the next run trains it again")
     return classifier
 
 

@@ -80,6 +80,8 @@ class Config:
             problems.append(f"limit must be at least the batch size ({self.batch_size}), got {self.limit}")
         if not self.lr > 0:
             problems.append(f"learning rate must be positive, got {self.lr}")
+        elif not math.isfinite(self.lr):
+            problems.append(f"learning rate must be finite, got {self.lr}")
         if not 0 <= self.beta1 < 1:
             problems.append(f"beta1 must be in [0, 1), got {self.beta1}")
         if not 0 < self.label_smoothing <= 1:
@@ -124,6 +126,9 @@ WGAN_GP_SETTINGS = {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "d_steps": 5, "label
 # (docs/results.md shows what each change does).
 DCGAN_RUN_SETTINGS = {"d_depth": 3, "g_depth": 4, "lr": 1e-3, "batch_size": 32, "ema": 0.99, "epochs": 20}
 FORMAT = "minigan-gan-checkpoint-2"
+# What Trainer.load reads from a checkpoint's metadata (epoch_metrics may be missing).
+META_FIELDS = ("config", "step", "loader", "noise_rng", "rng", "opt_g_steps", "opt_d_steps", "history")
+ADAM_MOMENTS = ("exp_avg", "exp_avg_sq")  # Adam's arrays for every parameter that has taken a step
 
 
 class ConfigError(ValueError):
@@ -188,8 +193,10 @@ class Trainer:
         if cfg.limit is not None:
             if cfg.limit > len(images):
                 raise ConfigError(f"limit {cfg.limit} is more than the {len(images)} digits there are")
-            # Every k-th digit rather than the first ones: the bundled file is sorted by class.
-            images, labels = (a[:: len(images) // cfg.limit][: cfg.limit] for a in (images, labels))
+            # Digits spread evenly over the whole set, not the first ones: the bundled file
+            # is sorted by class, so this keeps every class's share.
+            keep = np.linspace(0, len(images), cfg.limit, endpoint=False).astype(int)
+            images, labels = images[keep], labels[keep]
         if cfg.batch_size > len(images):
             raise ConfigError(f"batch size {cfg.batch_size} is more than the {len(images)} digits there are")
         # Batches of (images, labels) for a conditional GAN; of (images,) for the others.
@@ -283,8 +290,8 @@ class Trainer:
                 module.load_state_dict(arrays.get(name, {}))
             except RuntimeError as e:
                 raise TrainingError(f"{path!r} does not fit this model's {name}: {e}") from None
-        _load_optimizer(self.opt_g, arrays.get("opt_g", {}), meta["opt_g_steps"])
-        _load_optimizer(self.opt_d, arrays.get("opt_d", {}), meta["opt_d_steps"])
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            _load_optimizer(opt, arrays.get(name, {}), meta[f"{name}_steps"], path, name)
         try:
             self.loader.load_state_dict(meta["loader"])
         except ValueError as e:
@@ -346,10 +353,18 @@ class Trainer:
 
 
 def read_checkpoint(path):
-    """(arrays, meta) of a GAN training checkpoint; a CheckpointError for any other file."""
+    """(arrays, meta) of a GAN training checkpoint; a CheckpointError for any other file,
+    or for one whose metadata lacks a field or holds settings Config does not know."""
     arrays, meta = load_checkpoint(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a GAN training checkpoint of this minigan (format {meta.get('format')!r})")
+    missing = [field for field in META_FIELDS if field not in meta]
+    if missing:
+        raise CheckpointError(f"{path!r} is damaged: its metadata has no {', '.join(missing)}")
+    unknown = sorted(set(meta["config"]) - {field.name for field in dataclasses.fields(Config)})
+    if unknown:
+        raise CheckpointError(f"{path!r} has settings this minigan does not know: {', '.join(unknown)} "
+                              "(was it written by a newer minigan?)")
     return arrays, meta
 
 
@@ -363,8 +378,16 @@ def _optimizer_arrays(opt):
     return {str(i): {k: v for k, v in s.items() if not isinstance(v, int)} for i, s in enumerate(opt.state_dict()["state"])}
 
 
-def _load_optimizer(opt, arrays, steps):
-    states = [{**arrays.get(str(i), {}), **({"step": t} if t else {})} for i, t in enumerate(steps)]
+def _load_optimizer(opt, arrays, steps, path, name):
+    """Adam's state from a checkpoint: per parameter, its step count and, once it has
+    taken a step, its moments (the arrays ``name``/<parameter>/exp_avg, exp_avg_sq)."""
+    states = []
+    for i, t in enumerate(steps):
+        moments = arrays.get(str(i), {})
+        missing = [key for key in ADAM_MOMENTS if key not in moments]
+        if t and missing:
+            raise CheckpointError(f"{path!r} is damaged: it has no {name}/{i}/{missing[0]}")
+        states.append({**moments, **({"step": t} if t else {})})
     try:
         opt.load_state_dict({"defaults": opt.defaults, "state": states})
     except ValueError as e:
@@ -392,9 +415,15 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def prepare_output(out, model):
-    """Create the run folder (default runs/<model>-<timestamp>/), with a clear error."""
+def prepare_output(out, model, resume=None):
+    """Create the run folder (default runs/<model>-<timestamp>/), with a clear error;
+    returns it and the path of its checkpoint. A folder holding another run's checkpoint
+    (any but ``resume``) is refused: this run's first checkpoint would overwrite it."""
     out = out or os.path.join("runs", f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if os.path.exists(checkpoint) and not (resume and os.path.samefile(resume, checkpoint)):
+        raise TrainingError(f"{out} already holds the checkpoint of another run: continue it with "
+                            f"--resume {checkpoint}, or choose another --out")
     try:
         os.makedirs(out, exist_ok=True)
         probe = os.path.join(out, ".write-test")
@@ -403,7 +432,7 @@ def prepare_output(out, model):
         os.unlink(probe)
     except OSError as e:
         raise TrainingError(f"cannot write to the output folder {out!r}: {e.strerror}") from None
-    return out
+    return out, checkpoint
 
 
 def train(config, resume=None, progress=True, max_steps=None):
@@ -423,8 +452,7 @@ def train(config, resume=None, progress=True, max_steps=None):
     total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
     if trainer.step >= total:
         raise TrainingError(f"the checkpoint is at step {trainer.step}, the end of a {total}-step run; ask for more epochs")
-    out = prepare_output(config.out, config.model)
-    checkpoint = os.path.join(out, "checkpoint.npz")
+    out, checkpoint = prepare_output(config.out, config.model, resume)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
     start = time.perf_counter()

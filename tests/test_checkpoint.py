@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minigan.train import Config, Trainer, read_checkpoint
+from minigan.train import Config, Trainer, read_checkpoint, resumed_config
 
 TINY = dict(limit=16, batch_size=8, epochs=1, metrics=False)
 
@@ -200,6 +200,40 @@ def test_checkpoint_whose_networks_do_not_fit(tmp_path, good_checkpoint):
     save_checkpoint(path, arrays, meta)
     with pytest.raises(Exception, match="does not fit this model's D: .*missing keys: 3.bias"):
         trainer.load(path)
+
+
+def _edited(tmp_path, edit):
+    """The checkpoint of a run one step in, after ``edit(arrays, meta)``."""
+    trainer = Trainer(Config(model="mlp", **TINY))
+    trainer.train_step(*next(iter(trainer.loader)))
+    path = tmp_path / "edited.npz"
+    trainer.save(path)
+    arrays, meta = load_checkpoint(path)
+    edit(arrays, meta)
+    save_checkpoint(path, arrays, meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda arrays, meta: meta["config"].update(warp_drive=True),
+         "has settings this minigan does not know: warp_drive \\(was it written by a newer minigan\\?\\)"),
+        (lambda arrays, meta: meta.pop("loader"), "is damaged: its metadata has no loader"),
+        (lambda arrays, meta: arrays["opt_d"]["2"].pop("exp_avg"), "is damaged: it has no opt_d/2/exp_avg"),
+    ],
+    ids=["unknown setting", "no loader", "no Adam moment"],
+)
+def test_checkpoint_with_bad_metadata(tmp_path, edit, message):
+    path = str(_edited(tmp_path, edit))
+    with pytest.raises(CheckpointError, match=f"edited.npz' {message}"):
+        Trainer(Config(model="mlp", **TINY)).load(path)
+
+
+def test_checkpoint_from_a_newer_minigan_gives_no_config(tmp_path):
+    path = str(_edited(tmp_path, lambda arrays, meta: meta["config"].update(warp_drive=True)))
+    with pytest.raises(CheckpointError, match="edited.npz' has settings this minigan does not know: warp_drive"):
+        resumed_config(path, epochs=5)
 
 
 def test_trainer_refuses_to_save_nan_weights(tmp_path):

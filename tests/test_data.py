@@ -8,6 +8,7 @@ import pytest
 
 from minigan import data
 from minigan.data import DataError, DataLoader, mnist
+from minigan.train import Config, Trainer
 
 
 # --------------------------------------------------------------------------
@@ -93,13 +94,23 @@ def test_damaged_cache_is_rebuilt(cache_env):
 def test_unwritable_cache_warns_once(tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")  # a file where the folder should go
-    monkeypatch.setattr(data, "_warned_cache", False)
+    monkeypatch.setattr(data, "_unwritable_caches", set())
     with pytest.warns(RuntimeWarning, match="cache not written"):
         x, _ = mnist(split="test", cache_dir=blocker / "sub")
     assert x.shape == (1000, 1, 28, 28)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mnist(split="test", cache_dir=blocker / "sub")
+
+
+@pytest.mark.parametrize("limit", [3000, 256])
+def test_a_limited_run_keeps_every_class(limit):
+    """The bundled file is sorted by class: a limit takes digits from all of it."""
+    trainer = Trainer(Config(model="mlp", conditional=True, limit=limit, batch_size=8, metrics=False))
+    _, labels = trainer.loader.arrays
+    counts = np.bincount(labels, minlength=10)
+    assert len(labels) == limit
+    assert counts.min() >= limit // 10 and counts.max() <= -(-limit // 10)
 
 
 def test_bad_split_name():
@@ -209,6 +220,14 @@ def test_idx_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope does not exist.*"
                                                 r"train-images-idx3-ubyte"):
         mnist(missing)
+
+
+def test_idx_folder_that_is_a_file(tmp_path):
+    a_file = tmp_path / "mnist.gz"
+    a_file.write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=r"mnist.gz is not a folder; "
+                                                 r"expected a folder holding train-images-idx3-ubyte"):
+        mnist(a_file)
 
 
 def test_idx_missing_file(idx_dir):

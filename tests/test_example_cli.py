@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.train import Config, Trainer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
@@ -24,10 +25,13 @@ CASES = {
     "epochs not a number": (["--epochs", "ten"], "error: argument --epochs: invalid int value: 'ten' (see --help)"),
     "unknown flag": (["--learning-rate", "1"], "error: unrecognized arguments: --learning-rate 1 (see --help)"),
     "negative learning rate": (["--lr", "-0.1"], "error: learning rate must be positive, got -0.1"),
+    "infinite learning rate": (["--lr", "inf"], "error: learning rate must be finite, got inf"),
     "unknown device": (["--device", "tpu"], "error: unknown device 'tpu': expected one of 'cpu', 'cuda' or 'auto'"),
     "more digits than there are": (["--limit", "100000"], "error: limit 100000 is more than the 5000 digits there are"),
     "missing data folder": (["--data-dir", "{tmp}/nowhere"],
                             "error: MNIST folder {tmp}/nowhere does not exist; expected a folder holding train-images-idx3-ubyte"),
+    "data folder that is a file": (["--data-dir", "{tmp}/a-file"],
+                                   "error: {tmp}/a-file is not a folder; expected a folder holding train-images-idx3-ubyte"),
     "truncated IDX file": (["--data-dir", "{tmp}/truncated"],
                            "error: {tmp}/truncated/train-images-idx3-ubyte: expected 7856 bytes for dims [10, 28, 28], "
                            "found 3936 (truncated or corrupt)"),
@@ -35,9 +39,14 @@ CASES = {
                          "error: {tmp}/corrupt/train-images-idx3-ubyte: bad magic number 0x00000804, expected 0x00000803"),
     "output folder not writable": ([*QUICK, "--out", "{tmp}/a-file/run"],
                                    "error: cannot write to the output folder '{tmp}/a-file/run': Not a directory"),
+    "output folder of another run": ([*QUICK, "--out", "{tmp}/done"],
+                                     "error: {tmp}/done already holds the checkpoint of another run: "
+                                     "continue it with --resume {tmp}/done/checkpoint.npz, or choose another --out"),
     "missing checkpoint": (["--resume", "{tmp}/missing.npz"], "error: checkpoint '{tmp}/missing.npz' does not exist (or is not a file)"),
     "not a checkpoint": (["--resume", "{tmp}/notes.txt"], "error: '{tmp}/notes.txt' is not a minigan checkpoint (not an .npz archive)"),
     "truncated checkpoint": (["--resume", "{tmp}/cut.npz"], "error: '{tmp}/cut.npz' is truncated or corrupt"),
+    "checkpoint from a newer minigan": (["--resume", "{tmp}/newer.npz"],
+                                        "error: '{tmp}/newer.npz' has settings this minigan does not know: warp_drive"),
     "checkpoint of another model": (["--resume", "{tmp}/mlp.npz", "--model", "dcgan"],
                                     "error: '{tmp}/mlp.npz' comes from a run with model='mlp', but this run has model='dcgan'"),
     "resume with other settings": (["--resume", "{tmp}/mlp.npz", "--batch-size", "16"],
@@ -63,6 +72,11 @@ def _make_files(tmp):
     (tmp / "notes.txt").write_text("step,loss\n1,0.5\n")
     Trainer(Config(model="mlp", limit=16, batch_size=8, metrics=False)).save(tmp / "mlp.npz")
     (tmp / "cut.npz").write_bytes((tmp / "mlp.npz").read_bytes()[:5000])
+    (tmp / "done").mkdir()
+    (tmp / "done" / "checkpoint.npz").write_bytes((tmp / "mlp.npz").read_bytes())
+    arrays, meta = load_checkpoint(tmp / "mlp.npz")
+    meta["config"]["warp_drive"] = True
+    save_checkpoint(tmp / "newer.npz", arrays, meta)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +104,9 @@ def test_user_error_is_one_line_without_traceback(results, case):
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(message)
+
+
+def test_an_unknown_model_is_the_only_error(results):
+    """No DCGAN settings are applied to it (its depths would be errors of their own)."""
+    message, result = results["unknown model"]
+    assert result.stderr == message + "\n"

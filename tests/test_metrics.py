@@ -3,6 +3,7 @@ answers), the classifier (a quick one: no cached weights needed), slerp, the das
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -93,6 +94,20 @@ def test_classifier_is_cached(tmp_path, monkeypatch, quick_classifier):
     images = mg.data.mnist(split="test")[0][:20]
     np.testing.assert_array_equal(first.predict(images), second.predict(images))
     assert second.accuracy == quick_classifier.accuracy
+
+
+def test_classifier_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, monkeypatch, quick_classifier):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where the cache folder should go
+    monkeypatch.setenv("MINIGAN_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(metrics, "train_classifier", lambda **kwargs: quick_classifier)
+    path = re.escape(str(blocker / "cache" / f"{metrics.CLASSIFIER_FORMAT}.npz"))
+    # Neither cache can be written, and neither stops the run.
+    with (pytest.warns(RuntimeWarning, match="MNIST cache not written"),
+          pytest.warns(RuntimeWarning, match=f"classifier cache not written to {path} \\(.*Not a directory.*in memory")):
+        result = train(Config(model="mlp", epochs=1, batch_size=16, limit=64, out=str(tmp_path / "run")), progress=False)
+    assert os.path.isfile(result["checkpoint"])
+    assert "fid" in result["trainer"].epoch_metrics[-1]
 
 
 def test_cross_entropy_and_log_softmax():

@@ -4,6 +4,7 @@ checkpoint that works."""
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,24 @@ def test_resume_at_the_end_of_the_run_asks_for_more_epochs(tmp_path):
     done = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     with pytest.raises(TrainingError, match="the checkpoint is at step 6, the end of a 6-step run; ask for more epochs"):
         train(Config(model="mlp", out=str(tmp_path), **SMALL), resume=done["checkpoint"], progress=False)
+
+
+def test_a_run_refuses_a_folder_holding_another_runs_checkpoint(tmp_path):
+    config = Config(model="mlp", out=str(tmp_path / "run"), **SMALL)
+    first = train(config, progress=False, max_steps=2)
+    before = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()}
+    message = (f"{tmp_path / 'run'} already holds the checkpoint of another run: continue it with "
+               f"--resume {first['checkpoint']}, or choose another --out")
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        train(dataclasses.replace(config, seed=1), progress=False)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before  # nothing written
+    # Resuming the run into another run's folder is refused too.
+    other = train(dataclasses.replace(config, out=str(tmp_path / "other")), progress=False, max_steps=1)
+    with pytest.raises(TrainingError, match="other already holds the checkpoint of another run"):
+        train(dataclasses.replace(config, out=str(tmp_path / "other")), resume=first["checkpoint"], progress=False)
+    assert load_checkpoint(other["checkpoint"])[1]["step"] == 1
+    # Resuming into the run's own folder goes on as before.
+    assert train(config, resume=first["checkpoint"], progress=False, max_steps=3)["trainer"].step == 3
 
 
 # --- a loss that becomes NaN ---------------------------------------------------------------
