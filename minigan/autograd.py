@@ -52,6 +52,9 @@ class Function:
 
     released = False  # set once backward has freed what the node saved
     twice_differentiable = True  # False where backward uses a fused kernel of its own
+    # During a grad() pass: for each input, whether it leads to a tensor grad() was
+    # asked about (see needs_grad). None: every input that requires grad.
+    leads_to_wanted = None
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -84,8 +87,9 @@ class Function:
         return self._output()
 
     def needs_grad(self, i):
-        """Whether input ``i`` wants a gradient (skip the work when it does not)."""
-        return self.inputs[i].requires_grad
+        """Whether this pass wants input ``i``'s gradient (skip the work when it does not)."""
+        wanted = self.leads_to_wanted
+        return self.inputs[i].requires_grad if wanted is None else wanted[i]
 
     def release(self):
         """Free the saved arrays; a later backward through this node is an error."""
@@ -123,17 +127,37 @@ def _topological_order(roots):
     return order
 
 
+def _leading_to(order, wanted):
+    """Ids of the tensors of ``order`` from which a tensor of ``wanted`` can be reached
+    (the wanted ones included): the only ones whose gradient ``grad`` needs."""
+    leading = {id(t) for t in wanted}
+    for t in order:  # every tensor after the inputs it was made from
+        fn = t.grad_fn
+        if fn is not None and any([id(p) in leading for p in fn.inputs]):
+            leading.add(id(t))
+    return leading
+
+
 def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
     """Propagate gradients from ``roots`` to the leaves.
 
     ``wanted`` is None to accumulate into every leaf's ``.grad`` (``backward``), or a
-    list of tensors whose gradients are returned (``grad``).
+    list of tensors whose gradients are returned (``grad``). Then only the nodes on a
+    path from a root to a wanted tensor run, and only they are released: a gradient
+    penalty's ∇ₓD(x) computes no gradient for D's weights.
     """
     order = _topological_order(roots)
     grads = {}
     for root, g in zip(roots, root_grads):
         grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
+    leading = None if wanted is None else _leading_to(order, wanted)
+    # A leaf's .grad must be an array of its own, or `x.grad *= 0.5` would change
+    # another leaf's .grad too (Add hands one array to both inputs) or the caller's
+    # gradient. Copying every time would copy every parameter's gradient each step,
+    # so only an array that may be shared is copied: a view of another array, or one
+    # already handed out in this pass (the root gradients count as handed out).
+    handed = {id(g.data) for g in root_grads}
     found = {}
     with _set_grad_enabled(create_graph):
         # Reverse topological order: a tensor's gradient is complete (summed over
@@ -147,8 +171,18 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
             fn = t.grad_fn
             if fn is None:
                 if wanted is None:  # a leaf: accumulate the raw array into .grad
-                    t.grad = g.data if t.grad is None else t.grad + g.data
+                    if t.grad is None:
+                        shared = g.data.base is not None or id(g.data) in handed
+                        t.grad = g.data.copy() if shared else g.data
+                        handed.add(id(t.grad))
+                    else:
+                        t.grad = t.grad + g.data
                 continue
+            if leading is not None:
+                leads = [id(p) in leading for p in fn.inputs]
+                if not any(leads):
+                    continue  # nothing grad() was asked about lies below t
+                fn.leads_to_wanted = leads
             if create_graph and not fn.twice_differentiable:
                 raise RuntimeError(
                     f"{type(fn).__name__} has no second derivative in minigan (its backward is a "
@@ -165,10 +199,10 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
                     )
                 check_gradient(fn, gp)
                 grads[id(p)] = grads[id(p)] + gp if id(p) in grads else gp
-    if not retain_graph:
-        for t in order:
-            if t.grad_fn is not None:
-                t.grad_fn.release()
+            if not retain_graph:
+                fn.release()
+            elif leading is not None:
+                del fn.leads_to_wanted  # a later backward() through the kept graph wants every input
     return found
 
 
@@ -181,10 +215,19 @@ def _root_gradient(root, gradient):
                 ".mean() first, or pass a tensor of the same shape)"
             )
         return Tensor(get_xp(root.data).ones_like(root.data))
-    if not isinstance(gradient, Tensor):
+    if not isinstance(gradient, Tensor):  # a number, a list or an array: made like root
         gradient = Tensor(get_xp(root.data).asarray(gradient, dtype=root.dtype))
     if gradient.shape != root.shape:
         raise RuntimeError(f"gradient of shape {gradient.shape} given for a tensor of shape {root.shape}")
+    if gradient.device != root.device:
+        raise RuntimeError(
+            f"gradient on {gradient.device} given for a tensor on {root.device}; move it with .to(device)"
+        )
+    if gradient.dtype != root.dtype:
+        raise TypeError(
+            f"gradient of dtype {gradient.dtype} given for a tensor of dtype {root.dtype}; "
+            f"give it the tensor's dtype (e.g. mg.tensor(g, dtype='{root.dtype}'))"
+        )
     return gradient
 
 

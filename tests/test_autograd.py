@@ -173,6 +173,22 @@ def test_grad_accumulates_and_is_a_raw_numpy_array():
     np.testing.assert_array_equal(x.grad, [5.0, 7.0])
 
 
+def test_each_leaf_gets_a_grad_array_of_its_own():
+    # Add hands one gradient array to both inputs, and the reshape's gradient is a
+    # view of that same array: each leaf must still get its own, as must a leaf
+    # whose gradient is the caller's array passed through.
+    x, y = leaf([1.0, 2.0, 3.0, 4.0]), leaf([[5.0, 6.0], [7.0, 8.0]])
+    (x.reshape(2, 2) + y).sum().backward()
+    x.grad *= 0.5
+    np.testing.assert_array_equal(x.grad, [0.5] * 4)
+    np.testing.assert_array_equal(y.grad, [[1.0, 1.0], [1.0, 1.0]])
+    z = leaf([1.0, 2.0])
+    upstream = np.ones(2)
+    (z + 0.0).backward(upstream)
+    z.grad *= 3
+    np.testing.assert_array_equal(upstream, [1.0, 1.0])
+
+
 def test_mixing_float32_and_float64_raises_naming_both():
     a = mg.tensor(np.ones(2, np.float32))
     b = mg.tensor(np.ones(2, np.float64))
@@ -212,6 +228,56 @@ def test_grad_of_pow_twice():
     dy = mg.grad((x**3).sum(), x, create_graph=True)
     d2y = mg.grad(dy.sum(), x)
     np.testing.assert_allclose(d2y.data, 6 * x.data)
+
+
+class Spy(mg.Function):
+    """a·b, remembering which input gradients its last backward was asked for."""
+
+    asked = None
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs
+        Spy.asked = (self.needs_grad(0), self.needs_grad(1))
+        return (g * b if self.needs_grad(0) else None), (g * a if self.needs_grad(1) else None)
+
+
+def test_grad_runs_only_the_paths_that_reach_its_inputs():
+    # ∂/∂x of sum(x·w) needs no gradient for w: it is not computed.
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    gx = mg.grad(Spy.apply(x, w).sum(), x)
+    np.testing.assert_array_equal(gx.data, [3.0, 4.0])
+    assert Spy.asked == (True, False)
+    # The node that made h lies below what grad() was asked about: it neither runs
+    # nor is freed, so a backward through it still works afterwards.
+    h = x * x
+    gh = mg.grad((h * h).sum(), h)  # d(h²)/dh = 2h
+    np.testing.assert_array_equal(gh.data, [2.0, 8.0])
+    h.sum().backward()  # d(x²)/dx = 2x
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+def test_grad_goes_on_past_an_input_to_another_input_below_it():
+    # L = sum(h²) with h = 3x: dL/dh = 2h, dL/dx = 3·2h
+    x = leaf([1.0, -1.0])
+    h = x * 3.0
+    gh, gx = mg.grad((h * h).sum(), [h, x])
+    np.testing.assert_array_equal(gh.data, [6.0, -6.0])
+    np.testing.assert_array_equal(gx.data, [18.0, -18.0])
+
+
+def test_backward_after_grad_on_a_kept_graph_computes_every_gradient():
+    # As a gradient penalty does: ∂y/∂x through a kept graph, then a backward
+    # through the same nodes that wants w's gradient too.
+    # L = sum(x·w) + sum(∂/∂x sum(x·w)) = sum(x·w) + sum(w)  =>  dL/dw = x + 1
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    y = Spy.apply(x, w).sum()
+    gx = mg.grad(y, x, create_graph=True)
+    (y + gx.sum()).backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 3.0])
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
 
 
 def test_grad_of_unused_input_raises_unless_allowed():
