@@ -128,6 +128,14 @@ def test_wrong_double_backward_is_caught(monkeypatch):
         mg.gradgradcheck(lambda a: a.tanh(), x)
 
 
+def test_nan_backward_is_caught(monkeypatch):
+    # NaN compares false with everything, so "is the error too large?" would pass it.
+    monkeypatch.setattr(minigan.ops.unary.Tanh, "backward", lambda self, g: (g * np.nan,))
+    x = mg.tensor(np.array([0.3, -0.7]), requires_grad=True)
+    with pytest.raises(gc.GradcheckError, match="analytic nan, numeric"):
+        mg.gradcheck(lambda a: a.tanh(), x)
+
+
 def test_float32_inputs_are_rejected():
     x = mg.tensor(np.ones(3, np.float32), requires_grad=True)
     with pytest.raises(TypeError, match="input 0 is float32.*float64"):

@@ -77,7 +77,7 @@ def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     def record(where, analytic, numeric):
         err = np.abs(analytic - numeric)
         rel = err / np.maximum(np.abs(numeric), 1e-12)
-        bad = np.argwhere(err > atol + rtol * np.abs(numeric))
+        bad = np.argwhere(~(err <= atol + rtol * np.abs(numeric)))  # "not within": a NaN fails too
         failure = None
         if bad.size:
             k = tuple(bad[0])
