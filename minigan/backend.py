@@ -53,12 +53,26 @@ def xp_for(device):
 
 def device_of(array):
     """The device name of a raw array."""
-    return "cpu" if isinstance(array, np.ndarray) else "cuda"
+    return "cpu" if isinstance(array, np.ndarray) else _device_of_other(array)
 
 
 def get_xp(array):
     """The array module that owns a raw array."""
-    return np if isinstance(array, np.ndarray) else cupy_or_none()
+    return np if isinstance(array, np.ndarray) else xp_for(_device_of_other(array))
+
+
+def _device_of_other(array):
+    """The device of what is not a NumPy array: a NumPy scalar is on the CPU, a CuPy
+    array on the GPU, anything else is a mistake."""
+    if isinstance(array, np.generic):
+        return "cpu"
+    cupy = cupy_or_none()
+    if cupy is None or not isinstance(array, cupy.ndarray):
+        raise TypeError(
+            f"expected a NumPy or CuPy array, got {type(array).__name__}; a Tensor holds an array "
+            "(mg.tensor(...) makes one from lists and numbers too)"
+        )
+    return "cuda"
 
 
 def to_device(array, device):

@@ -11,6 +11,13 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        first = {}  # id -> position, to name a parameter given twice (it would be updated twice)
+        for i, p in enumerate(self.params):
+            if first.setdefault(id(p), i) != i:
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i} (shape {p.shape}) is parameter {first[id(p)]} "
+                    "again; give each parameter once (module.parameters() lists a shared one once)"
+                )
         self.defaults = dict(defaults)
         self.state = [{} for _ in self.params]  # per-parameter buffers, by position
 

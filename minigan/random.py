@@ -11,9 +11,12 @@ _generator = np.random.default_rng(0)
 
 
 def manual_seed(seed):
-    """Reset the default generator to a known seed; returns it."""
-    global _generator
-    _generator = np.random.default_rng(seed)
+    """Reseed the default generator; returns it.
+
+    It is reseeded in place (its state becomes that of a fresh generator with this
+    seed) rather than replaced, so objects that hold it draw from the new stream too.
+    """
+    _generator.bit_generator.state = np.random.default_rng(seed).bit_generator.state
     return _generator
 
 

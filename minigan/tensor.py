@@ -51,6 +51,8 @@ class Tensor:
         return int(self.data.size)
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
     def __repr__(self):
@@ -101,6 +103,11 @@ class Tensor:
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32}
 
 
+def tuple_arg(args):
+    """``f(x, 2, 3)`` and ``f(x, (2, 3))`` alike, as PyTorch's reshape, expand and zeros take them."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
 def _dtype(dtype):
     if dtype is None:
         return None
@@ -111,7 +118,8 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     """Make a leaf tensor from a list, a scalar, a NumPy/CuPy array or another tensor.
 
     Python floats become float32 (as in PyTorch); arrays keep their dtype unless
-    ``dtype`` says otherwise.
+    ``dtype`` says otherwise. The data is always copied, as ``torch.tensor`` does:
+    training changes a tensor's data in place, and must not change the caller's array.
     """
     device = backend.resolve_device(device)
     if isinstance(data, Tensor):
@@ -121,7 +129,7 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     if dtype is None and not hasattr(data, "dtype"):
         probe = np.asarray(data)
         dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
-    array = xp.asarray(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
+    array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
     if requires_grad and array.dtype.kind != "f":
         raise TypeError(f"only floating-point tensors can require gradients, got dtype {array.dtype}")
     return Tensor(array, requires_grad)
@@ -129,24 +137,24 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
     device = backend.resolve_device(device)
-    return Tensor(backend.xp_for(device).zeros(shape, dtype=_dtype(dtype)), requires_grad)
+    return Tensor(backend.xp_for(device).zeros(tuple_arg(shape), dtype=_dtype(dtype)), requires_grad)
 
 
 def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
     device = backend.resolve_device(device)
-    return Tensor(backend.xp_for(device).ones(shape, dtype=_dtype(dtype)), requires_grad)
+    return Tensor(backend.xp_for(device).ones(tuple_arg(shape), dtype=_dtype(dtype)), requires_grad)
 
 
 def randn(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
     """Standard normal samples, drawn on the CPU from minigan's generator (so runs are
     reproducible on any device) and then moved to ``device``."""
     generator = generator or default_generator()
-    values = generator.standard_normal(shape).astype(_dtype(dtype))
+    values = generator.standard_normal(tuple_arg(shape)).astype(_dtype(dtype))
     return tensor(values, requires_grad=requires_grad, device=device)
 
 
 def rand(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
     """Uniform samples in [0, 1), drawn like :func:`randn`."""
     generator = generator or default_generator()
-    values = generator.random(shape).astype(_dtype(dtype))
+    values = generator.random(tuple_arg(shape)).astype(_dtype(dtype))
     return tensor(values, requires_grad=requires_grad, device=device)

@@ -3,12 +3,13 @@ expected and what was found, naming the layer or op. (Checkpoint files: see
 test_checkpoint.py; the command line, data folders and flags: test_example_cli.py.)"""
 
 import re
+import types
 
 import numpy as np
 import pytest
 
 import minigan as mg
-from minigan import nn, optim
+from minigan import backend, nn, optim
 from minigan.gradcheck import gradcheck
 from minigan.nn import functional as F
 from minigan.tensor import Tensor
@@ -77,7 +78,7 @@ def test_layer_shape_mismatch(layer, x, message):
          "conv2d: input has 2 channels (shape (1, 2, 5, 5)) but the weight of shape (4, 3, 3, 3) expects 3"),
         (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3)), "conv2d: expected a 4-D weight, got shape (4, 3, 3)"),
         (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), t(3)), "conv2d: bias of shape (3,), expected (4,)"),
-        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=(1, 2, 3)), "stride must be an int or a pair of ints, got (1, 2, 3)"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=(1, 2, 3)), "stride must be an int or a pair of ints, each at least 1, got (1, 2, 3)"),
         (lambda: F.conv_transpose2d(t(1, 2, 5, 5), t(3, 4, 3, 3)),
          "conv_transpose2d: input has 2 channels (shape (1, 2, 5, 5)) but the weight of shape (3, 4, 3, 3) expects 3"),
         (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), t(3)), "conv_transpose2d: bias of shape (3,), expected (4,)"),
@@ -85,6 +86,22 @@ def test_layer_shape_mismatch(layer, x, message):
          "conv_transpose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
         (lambda: F.conv_transpose2d(t(1, 3, 1, 1), t(3, 4, 1, 1), padding=1),
          "conv_transpose2d: the output size (-1, -1) is not positive (input shape (1, 3, 1, 1))"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=0), "stride must be an int or a pair of ints, each at least 1, got 0"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), padding=(1, -1)),
+         "padding must be an int or a pair of ints, each at least 0, got (1, -1)"),
+        (lambda: F.conv2d(t(0, 3, 5, 5), t(4, 3, 3, 3)),
+         "conv2d: input of shape (0, 3, 5, 5) and weight of shape (4, 3, 3, 3) must not be empty"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 0, 3)),
+         "conv2d: input of shape (1, 3, 5, 5) and weight of shape (4, 3, 0, 3) must not be empty"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), stride=2, output_size=(13, 11)),
+         "conv_transpose2d: output_size (13, 11) is not one of the sizes that stride (2, 2), padding (0, 0) and a "
+         "3×3 kernel map back to the input's 5×5: from (11, 11) to (12, 12)"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), output_size=(8, 8)),
+         "conv_transpose2d: output_size (8, 8) is not one of the sizes that stride (1, 1), padding (0, 0) and a "
+         "3×3 kernel map back to the input's 5×5: from (7, 7) to (7, 7)"),
+        (lambda: F.avg_pool2d(t(1, 1, 4, 4), (2, 0)), "kernel_size must be an int or a pair of ints, each at least 1, got (2, 0)"),
+        (lambda: F.batch_norm(t(4, 3), None, None, training=False),
+         "batch_norm: eval mode (training=False) normalises with running_mean and running_var, but one of them is None"),
         (lambda: F.batch_norm(t(4, 3), t(2), t(3), training=True),
          "batch_norm: running_mean has shape (2,), expected (3,) for input of shape (4, 3)"),
         (lambda: F.batch_norm(t(1, 3), None, None, training=True),
@@ -153,25 +170,56 @@ def test_wrong_dtype():
         mg.tensor([1, 2], requires_grad=True)
     with raises(TypeError, "gradcheck: input 0 is float32; finite differences need float64 inputs"):
         gradcheck(lambda x: x * 2, t(3, requires_grad=True))
+    with raises(TypeError, "leaky_relu: expected a floating-point tensor, got int64"):
+        F.leaky_relu(mg.tensor([1, -2]), 0.5)  # the slope would be rounded to 0
 
 
 class FakeGpuArray:
-    """Holds a NumPy array but is not one, as a CuPy array is not: minigan takes any
-    array that is not NumPy's to live on the GPU (minigan.backend.device_of), so this
-    stands in for GPU memory on a machine without a GPU."""
+    """Holds a NumPy array but is not one, as a CuPy array is not. With CuPy's array
+    type replaced by it (the ``fake_gpu`` fixture), it stands in for GPU memory on a
+    machine without a GPU."""
 
     def __init__(self, array):
         self.array = array
         self.shape, self.ndim, self.dtype, self.size = array.shape, array.ndim, array.dtype, array.size
 
 
-def test_tensors_on_different_devices():
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """minigan.backend sees a CuPy whose arrays are FakeGpuArrays."""
+    monkeypatch.setattr(backend, "_cupy", types.SimpleNamespace(ndarray=FakeGpuArray))
+
+
+def test_tensors_on_different_devices(fake_gpu):
     on_gpu = Tensor(FakeGpuArray(np.ones((2, 4), np.float32)))
     assert on_gpu.device == "cuda"
     with raises(RuntimeError, "Add: expected all tensors on one device, got cpu and cuda; move them with .to(device)"):
         t(2, 4) + on_gpu
     with raises(RuntimeError, "Linear: expected all tensors on one device, got cuda and cpu"):
         nn.Linear(4, 3)(on_gpu)
+
+
+def test_a_tensor_made_from_a_list_directly():
+    # Tensor(...) holds an array as it is; mg.tensor(...) is the one that converts.
+    with raises(TypeError, "expected a NumPy or CuPy array, got list; a Tensor holds an array "
+                           "(mg.tensor(...) makes one from lists and numbers too)"):
+        Tensor([1.0, 2.0]) + 1
+
+
+def test_mean_of_an_integer_tensor():
+    with raises(TypeError, "mean() needs a floating-point tensor, got dtype int64; convert it first"):
+        mg.tensor([1, 2]).mean()
+
+
+def test_len_of_a_0d_tensor():
+    with raises(TypeError, "len() of a 0-d tensor"):
+        len(mg.tensor(1.0))
+
+
+def test_batch_norm_without_a_momentum():
+    with raises(ValueError, "BatchNorm2d: momentum must be a number in [0, 1], got None (PyTorch's "
+                            "momentum=None, a cumulative average, is not supported)"):
+        nn.BatchNorm2d(4, momentum=None)
 
 
 # --- backward ------------------------------------------------------------------------------
@@ -182,6 +230,15 @@ def test_backward_on_a_non_scalar_needs_a_gradient():
         y.backward()
     with raises(RuntimeError, "gradient of shape (3, 2) given for a tensor of shape (2, 3)"):
         y.backward(np.ones((3, 2), np.float32))
+
+
+def test_backward_with_a_gradient_of_another_dtype_or_device(fake_gpu):
+    y = t(2, requires_grad=True) * 2
+    with raises(TypeError, "gradient of dtype float64 given for a tensor of dtype float32; "
+                           "give it the tensor's dtype (e.g. mg.tensor(g, dtype='float32'))"):
+        y.backward(t(2, dtype=np.float64))
+    with raises(RuntimeError, "gradient on cuda given for a tensor on cpu; move it with .to(device)"):
+        y.backward(Tensor(FakeGpuArray(np.ones(2, np.float32))))
 
 
 def test_backward_twice_through_a_freed_graph():
@@ -261,7 +318,7 @@ def test_output_folder_that_cannot_be_written(tmp_path):
 
 
 def test_conv_layer_kernel_size_that_is_not_a_pair():
-    with raises(ValueError, "kernel_size must be an int or a pair of ints, got (3, 3, 3)"):
+    with raises(ValueError, "kernel_size must be an int or a pair of ints, each at least 1, got (3, 3, 3)"):
         nn.Conv2d(1, 2, (3, 3, 3))
-    with raises(ValueError, "kernel_size must be an int or a pair of ints, got (3,)"):
+    with raises(ValueError, "kernel_size must be an int or a pair of ints, each at least 1, got (3,)"):
         nn.ConvTranspose2d(1, 2, (3,))

@@ -74,6 +74,21 @@ def test_nested_modules_get_nested_names():
     assert [n for n, _ in net.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
 
 
+def test_a_module_used_twice_is_listed_once():
+    # Weight tying: the same layer at two places, or one Parameter in two layers.
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    assert [n for n, _ in net.named_modules()] == ["", "0", "1"]
+    assert list(net.state_dict()) == ["0.weight", "0.bias"]
+    encode, decode = nn.Linear(3, 3), nn.Linear(3, 3)
+    decode.weight = encode.weight
+    tied = nn.Sequential(encode, decode)
+    assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
+    bn = nn.BatchNorm1d(2)
+    assert [n for n, _ in nn.Sequential(bn, bn).named_buffers()] == ["0.running_mean", "0.running_var"]
+
+
 # --- train / eval ------------------------------------------------------------------------------
 def test_train_and_eval_reach_every_submodule():
     net = nn.Sequential(small_net(), nn.Tanh())
@@ -100,6 +115,15 @@ def test_batch_norm_buffers_are_in_state_dict():
     keys = list(small_net().state_dict())
     assert "1.running_mean" in keys and "1.running_var" in keys
     assert [name for name, _ in small_net().named_parameters()] == [k for k in keys if "running" not in k]
+
+
+def test_a_buffer_given_a_new_tensor_stays_a_buffer():
+    bn = nn.BatchNorm1d(3)
+    bn.running_mean = mg.tensor([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(bn.state_dict()["running_mean"], [1.0, 2.0, 3.0])
+    bn.running_mean = nn.Parameter(mg.zeros(3))  # a Parameter is a parameter wherever it goes
+    assert [n for n, _ in bn.named_parameters()] == ["weight", "bias", "running_mean"]
+    assert [n for n, _ in bn.named_buffers()] == ["running_var"]
 
 
 def test_state_dict_is_a_copy():

@@ -57,6 +57,24 @@ def test_reversed_scalar_ops_have_the_right_gradient():
     np.testing.assert_allclose(x.grad, -1 - 1 / x.data**2 + 2 * x.data)
 
 
+def test_an_integer_tensor_meeting_a_float_becomes_float32():
+    # As in PyTorch: the float is not cut down to an integer.
+    n = mg.tensor([1, 2])
+    assert (n + 0.5).dtype == np.float32 and (0.5 - n).dtype == np.float32
+    np.testing.assert_array_equal((n + 0.5).numpy(), [1.5, 2.5])
+    np.testing.assert_array_equal((0.5 - n).numpy(), [-0.5, -1.5])
+    np.testing.assert_array_equal((n * 2).numpy(), [2, 4])  # an int keeps it integer
+    assert (n * 2).dtype == np.int64
+
+
+def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():
+    # d(a^b)/db = a^b·ln a: 0 where a = 0 (a^b is 0 for all b > 0), as in PyTorch,
+    # and 4·ln 2 where a = 2, b = 2.
+    b = t([2.0, 2.0, 0.0], requires_grad=True)
+    (t([0.0, 2.0, 0.0]) ** b).sum().backward()
+    np.testing.assert_allclose(b.grad, [0.0, 4 * np.log(2), 0.0], rtol=1e-15)
+
+
 # --- matmul --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "shape_a, shape_b",
@@ -138,6 +156,23 @@ def test_sum_and_mean_match_numpy(dim, keepdim):
     close(t(x).mean(dim, keepdim=keepdim), x.mean(axis=dim, keepdims=keepdim), rtol=1e-14)
 
 
+def test_numpy_integers_work_as_dims_and_indices():
+    x = randn(2, 3)
+    close(t(x).sum(np.int64(1)), x.sum(axis=1))
+    close(t(x).mean(np.int64(0)), x.mean(axis=0))
+    close(t(x)[np.int64(1)], x[1])
+    close(t(x)[:, np.int32(2)], x[:, 2])
+
+
+@pytest.mark.parametrize("kernel", [2, (2, 3), (3, 1)])
+def test_avg_pool2d_matches_numpy(kernel):
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 8)).astype(np.float32)
+    oh, ow = 7 // kh, 8 // kw  # the rows and columns that fill no window are dropped
+    want = x[:, :, : oh * kh, : ow * kw].reshape(2, 3, oh, kh, ow, kw).mean(axis=(3, 5))
+    np.testing.assert_allclose(F.avg_pool2d(mg.tensor(x), kernel).numpy(), want, rtol=1e-6)
+
+
 def test_sum_rejects_out_of_range_axis():
     with pytest.raises(IndexError, match="out of range"):
         t(randn(2, 3)).sum(2)
@@ -156,6 +191,12 @@ def test_reshape_including_minus_one():
 def test_bad_reshape_raises(shape):
     with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3, 4\) \(24 elements\)"):
         t(randn(2, 3, 4)).reshape(*shape)
+
+
+def test_expand_takes_sizes_or_a_tuple():
+    x = randn(3, 1)
+    close(t(x).expand(2, 3, 4), np.broadcast_to(x, (2, 3, 4)))
+    close(t(x).expand((3, 4)), np.broadcast_to(x, (3, 4)))
 
 
 def test_permute_transpose_and_T():
@@ -267,6 +308,39 @@ def test_losses_reject_mismatched_shapes_and_bad_reduction(loss):
         loss(t(np.full(4, 0.5)), t(np.full(4, 0.5)), reduction="avg")
 
 
+def test_cross_entropy_takes_labels_as_an_array_or_a_tensor():
+    # ℓ_n = log Σ_k e^{x_nk} - x_{n,y_n}
+    x = randn(3, 4)
+    labels = np.array([0, 3, 1])
+    expected = (np.log(np.exp(x).sum(1)) - x[np.arange(3), labels]).mean()
+    close(F.cross_entropy(t(x), labels), expected, rtol=1e-14)
+    close(F.cross_entropy(t(x), mg.tensor(labels)), expected, rtol=1e-14)
+
+
+# --- making tensors ------------------------------------------------------------------------
+def test_tensor_copies_the_array_it_is_given():
+    # As torch.tensor does: training changes the tensor's data in place, not the caller's array.
+    values = np.array([1.0, 2.0])
+    x = mg.tensor(values)
+    x.data += 1
+    np.testing.assert_array_equal(values, [1.0, 2.0])
+    assert mg.tensor(x).data is not x.data
+
+
+def test_shapes_are_taken_as_sizes_or_a_tuple():
+    for make in (mg.zeros, mg.ones, mg.randn, mg.rand):
+        assert make(2, 3).shape == make((2, 3)).shape == make([2, 3]).shape == (2, 3)
+
+
+def test_manual_seed_reseeds_the_generator_others_hold():
+    held = mg.random.default_generator()  # as a loss or a dropout layer may keep it
+    mg.manual_seed(5)
+    first = held.random(3)
+    mg.manual_seed(5)
+    np.testing.assert_array_equal(held.random(3), first)
+    assert mg.random.default_generator() is held
+
+
 # --- gradients against finite differences ----------------------------------------------------
 def positive(x):
     return x * x + 0.5  # keeps log, sqrt, pow and div away from 0
@@ -310,6 +384,7 @@ GRAD_CASES = {
     "cat dim 1": (lambda a, b: mg.cat([a, b], dim=1), [(2, 3), (2, 1)]),
     "flatten": (lambda a: a.flatten(0), [(2, 3, 2)]),
     "broadcast_to": (lambda a: a.broadcast_to((2, 3, 4)), [(3, 1)]),
+    "expand": (lambda a: a.expand(2, 3, 4), [(3, 1)]),
     "bce_with_logits (input and target)": (
         lambda x, y: F.binary_cross_entropy_with_logits(x, y.sigmoid(), reduction="sum"), [(5, 1), (5, 1)]),
     "bce_with_logits none": (lambda x: F.binary_cross_entropy_with_logits(x, t(np.full((4,), 0.9)), reduction="none"), [(4,)]),

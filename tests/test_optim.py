@@ -95,6 +95,14 @@ def test_step_skips_parameters_without_grad():
     assert not np.array_equal(a.data, P0)
 
 
+def test_a_parameter_given_twice_is_refused():
+    # It would be updated twice per step. (A module lists a shared layer's
+    # parameters once: see test_nn.py.)
+    a, b = Parameter(P0.copy()), Parameter(P0.copy())
+    with pytest.raises(ValueError, match=r"Adam: parameter 2 \(shape \(3,\)\) is parameter 0 again"):
+        optim.Adam([a, b, a])
+
+
 # --- state dicts ----------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [
     lambda params: optim.Adam(params, lr=0.05, betas=(0.5, 0.9)),

@@ -98,6 +98,7 @@ case("batch_norm 2d (eval)", (4, 3, 2, 2), (3,), (3,))(
     )
 )
 case("avg_pool2d (2x2)", (2, 2, 4, 5))(lambda x: F.avg_pool2d(x, 2))
+case("avg_pool2d (2x3)", (2, 2, 4, 7))(lambda x: F.avg_pool2d(x, (2, 3)))
 case("upsample (nearest, x2)", (2, 2, 3, 2))(lambda x: F.interpolate(x, scale_factor=2))
 case("dropout (fixed mask)", (3, 4))(
     lambda x: F.dropout(x, 0.5, training=True, generator=np.random.default_rng(7))

@@ -53,7 +53,7 @@ class _ConvNd(Module):
 
 class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size")
+        kh, kw = pair(kernel_size, "kernel_size", 1)
         weight_shape = (out_channels, in_channels, kh, kw)  # PyTorch's layout
         super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, in_channels * kh * kw)
 
@@ -64,7 +64,7 @@ class Conv2d(_ConvNd):
 
 class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size")
+        kh, kw = pair(kernel_size, "kernel_size", 1)
         weight_shape = (in_channels, out_channels, kh, kw)  # PyTorch's layout, fan-in from dim 1
         super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, out_channels * kh * kw)
         self.output_padding = output_padding
@@ -79,6 +79,11 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
+        if momentum is None or not 0 <= momentum <= 1:
+            raise ValueError(
+                f"{type(self).__name__}: momentum must be a number in [0, 1], got {momentum!r} "
+                "(PyTorch's momentum=None, a cumulative average, is not supported)"
+            )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None

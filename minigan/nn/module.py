@@ -27,12 +27,15 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if name in self._buffers and isinstance(value, Tensor) and not isinstance(value, Parameter):
+            self._buffers[name] = value  # a buffer given a new tensor stays a buffer
+        else:
+            for registry in (self._parameters, self._buffers, self._modules):
+                registry.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name, tensor):
@@ -47,10 +50,17 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- walking the tree ---------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", memo=None):
+        """This module and every one inside it, each once: a module used in two places
+        (shared weights) is listed under its first name only. ``memo`` holds the ids of
+        the modules already listed."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -59,9 +69,14 @@ class Module:
         return iter(self._modules.values())
 
     def _named(self, kind):
+        """The tensors of one registry of every module, each once (by identity): an
+        optimiser given a shared weight twice would update it twice per step."""
+        seen = set()
         for prefix, module in self.named_modules():
             for name, t in getattr(module, kind).items():
-                yield (f"{prefix}.{name}" if prefix else name), t
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{prefix}.{name}" if prefix else name), t
 
     def named_parameters(self):
         return self._named("_parameters")

@@ -2,7 +2,7 @@
 and backward side by side. Below, the ops become Tensor's operators and methods."""
 
 from ..tensor import Tensor
-from .arithmetic import add, as_tensor, div, mul, neg, pow, sub
+from .arithmetic import add, div, mul, neg, pow, sub
 from .conv import conv2d, conv2d_weight, conv_transpose2d
 from .linalg import linear, matmul
 from .loss import (
@@ -10,14 +10,14 @@ from .loss import (
 )
 from .norm import batch_norm
 from .pool import avg_pool2d, dropout, upsample_nearest
-from .reduce import broadcast_to, mean, sum, unbroadcast
+from .reduce import broadcast_to, expand, mean, sum, unbroadcast
 from .shape import cat, flatten, getitem, permute, reshape, transpose
 from .unary import abs, clamp, exp, leaky_relu, log, relu, sigmoid, sqrt, tanh
 
 
 def _swap(op):
     """``2 - t`` calls ``t.__rsub__(2)``: the op with its operands swapped back."""
-    return lambda self, other: op(as_tensor(other, self), self)
+    return lambda self, other: op(other, self)
 
 
 Tensor.__add__ = add
@@ -38,7 +38,7 @@ for _name, _op in {
     "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
     "abs": abs, "sqrt": sqrt, "sum": sum, "mean": mean, "reshape": reshape, "view": reshape,
     "permute": permute, "transpose": transpose, "flatten": flatten, "matmul": matmul,
-    "broadcast_to": broadcast_to, "expand": broadcast_to,
+    "broadcast_to": broadcast_to, "expand": expand,
 }.items():
     setattr(Tensor, _name, _op)
 

@@ -12,16 +12,17 @@ from ..tensor import Tensor
 from .reduce import unbroadcast
 
 
-def as_tensor(value, like):
-    """A Python number or array as a constant tensor with ``like``'s dtype and device."""
-    if isinstance(value, Tensor):
-        return value
-    return Tensor(get_xp(like.data).asarray(value, dtype=like.dtype))
-
-
 def _operands(name, a, b):
-    """``a`` and ``b`` as tensors, checked to broadcast together (NumPy's rules)."""
-    b = as_tensor(b, a)
+    """``a`` and ``b`` as tensors, checked to broadcast together (NumPy's rules).
+
+    One of them may be a number or an array: it becomes a constant with the other's
+    dtype and device. An integer tensor that meets a float becomes float32 first,
+    as in PyTorch: [1, 2] + 0.5 is [1.5, 2.5], not [1, 2].
+    """
+    if not isinstance(a, Tensor):
+        b, a = _with_constant(b, a)
+    elif not isinstance(b, Tensor):
+        a, b = _with_constant(a, b)
     if a.shape == b.shape:
         return a, b
     try:
@@ -32,6 +33,14 @@ def _operands(name, a, b):
             "(aligned from the right, each pair of sizes must be equal or one of them 1)"
         ) from None
     return a, b
+
+
+def _with_constant(t, value):
+    """``t``, and ``value`` as a constant tensor of t's dtype and device (see _operands)."""
+    xp = get_xp(t.data)
+    if t.data.dtype.kind in "iub" and isinstance(value, (float, np.floating)):
+        t = Tensor(t.data.astype(np.float32))  # an integer tensor is in no graph: nothing to keep
+    return t, Tensor(xp.asarray(value, dtype=t.dtype))
 
 
 class Add(Function):
@@ -96,7 +105,13 @@ class Pow(Function):
         a, b = self.inputs
         # d(a^b)/da = b·a^(b-1);  d(a^b)/db = a^b·ln a
         ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_grad(0) else None
-        gb = unbroadcast(g * self.output() * a.log(), b.shape) if self.needs_grad(1) else None
+        gb = None
+        if self.needs_grad(1):
+            # Where a = 0 and b > 0, a^b is 0 for every b nearby: the gradient is 0
+            # (PyTorch takes 0 at b = 0 too), but a^b·ln a would be 0·(-inf) = NaN.
+            # ln 1 = 0 in place of ln 0 at those places gives the 0.
+            flat = Tensor(get_xp(a.data).asarray((a.data == 0) & (b.data >= 0), dtype=a.dtype))
+            gb = unbroadcast(g * self.output() * (a + flat).log(), b.shape)
         return ga, gb
 
 

@@ -22,6 +22,8 @@ pixel it came from). The three ops below are each other's gradients:
 so every gradient is again made of these ops, and double backward comes for free.
 """
 
+import operator
+
 import kernels
 
 from ..autograd import Function
@@ -138,11 +140,15 @@ class ConvTranspose2d(Function):
         return gx, gw, gb
 
 
-def pair(value, name):
-    """An int or a pair of ints as a pair, e.g. a kernel size, stride or padding."""
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, int) for v in values):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+def pair(value, name, minimum):
+    """An int or a pair of ints, each at least ``minimum``, as a pair: e.g. a kernel
+    size (at least 1), a stride (1) or a padding (0)."""
+    try:
+        values = tuple(map(operator.index, value if isinstance(value, (tuple, list)) else (value, value)))
+    except TypeError:
+        values = ()
+    if len(values) != 2 or min(values) < minimum:
+        raise ValueError(f"{name} must be an int or a pair of ints, each at least {minimum}, got {value!r}")
     return values
 
 
@@ -151,6 +157,8 @@ def _check_conv_input(name, x, weight, in_axis):
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D weight, got shape {weight.shape}")
+    if 0 in x.shape or 0 in weight.shape:
+        raise ValueError(f"{name}: input of shape {x.shape} and weight of shape {weight.shape} must not be empty")
     if x.shape[1] != weight.shape[in_axis]:
         raise ValueError(
             f"{name}: input has {x.shape[1]} channels (shape {x.shape}) but the weight of shape "
@@ -159,7 +167,7 @@ def _check_conv_input(name, x, weight, in_axis):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
     _check_conv_input("conv2d", input, weight, 1)
     for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
         if k > size + 2 * p:
@@ -172,27 +180,32 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
     """The weight gradient of conv2d as an op of its own (so it can be differentiated)."""
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
     return Conv2dWeight.apply(
         input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
     )
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, output_size=None):
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
-    output_padding = pair(output_padding, "output_padding")
+    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    output_padding = pair(output_padding, "output_padding", 0)
     _check_conv_input("conv_transpose2d", input, weight, 0)
+    # A strided convolution maps `stride` neighbouring sizes onto the same size, so
+    # its adjoint may give any of them: the smallest, plus output_padding (or the
+    # output_size asked for) to pick among the others.
+    smallest = tuple((size - 1) * s - 2 * p + k for size, s, p, k in zip(input.shape[2:], stride, padding, weight.shape[2:]))
     if output_size is None:
-        # The size whose convolution gives back the input size, plus output_padding
-        # to pick among the sizes a strided convolution maps to the same size.
-        for op, s in zip(output_padding, stride):
-            if not 0 <= op < s:
-                raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride}")
-        output_size = tuple(
-            (size - 1) * s - 2 * p + k + op
-            for size, s, p, k, op in zip(input.shape[2:], stride, padding, weight.shape[2:], output_padding)
-        )
-    output_size = tuple(output_size)
+        if any(op >= s for op, s in zip(output_padding, stride)):
+            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride}")
+        output_size = tuple(lo + op for lo, op in zip(smallest, output_padding))
+    else:
+        output_size = pair(output_size, "output_size", 1)
+        if any(not lo <= size < lo + s for size, lo, s in zip(output_size, smallest, stride)):
+            raise ValueError(
+                f"conv_transpose2d: output_size {output_size} is not one of the sizes that stride {stride}, "
+                f"padding {padding} and a {weight.shape[2]}×{weight.shape[3]} kernel map back to the input's "
+                f"{input.shape[2]}×{input.shape[3]}: from {smallest} to {tuple(lo + s - 1 for lo, s in zip(smallest, stride))}"
+            )
     if min(output_size) < 1:
         raise ValueError(f"conv_transpose2d: the output size {output_size} is not positive (input shape {input.shape})")
     return ConvTranspose2d.apply(

@@ -68,6 +68,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (c,):
             raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({c},) for input of shape {input.shape}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: eval mode (training=False) normalises with running_mean and running_var, "
+                         "but one of them is None: pass both, or training=True for the batch's statistics")
     xp = get_xp(input.data)
     if weight is None:
         weight = Tensor(xp.ones(c, dtype=input.dtype))

@@ -4,24 +4,25 @@ gradients, and second gradients, come from those ops)."""
 from ..backend import get_xp
 from ..random import default_generator
 from ..tensor import Tensor
+from .conv import pair
 from .reduce import broadcast_to
 
 
 def avg_pool2d(input, kernel_size, stride=None):
-    """Mean over non-overlapping k×k windows (stride = kernel_size, as by default in
+    """Mean over non-overlapping kh×kw windows (stride = kernel_size, as by default in
     PyTorch); rows and columns that do not fill a window are dropped, as there."""
-    k = kernel_size
-    if stride not in (None, k):
-        raise ValueError(f"avg_pool2d supports stride equal to kernel_size only, got kernel_size={k}, stride={stride}")
+    kh, kw = pair(kernel_size, "kernel_size", 1)
+    if stride is not None and pair(stride, "stride", 1) != (kh, kw):
+        raise ValueError(f"avg_pool2d supports stride equal to kernel_size only, got kernel_size={kernel_size}, stride={stride}")
     if input.ndim != 4:
         raise ValueError(f"avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     n, c, h, w = input.shape
-    if k > h or k > w:
-        raise ValueError(f"avg_pool2d: kernel_size {k} is larger than the input's {h}×{w}")
-    oh, ow = h // k, w // k
-    x = input if (h, w) == (oh * k, ow * k) else input[:, :, : oh * k, : ow * k]
-    # (N, C, OH·k, OW·k) -> (N, C, OH, k, OW, k): each window gets two axes of its own.
-    return x.reshape(n, c, oh, k, ow, k).mean(dim=(3, 5))
+    if kh > h or kw > w:
+        raise ValueError(f"avg_pool2d: kernel_size {kernel_size} is larger than the input's {h}×{w}")
+    oh, ow = h // kh, w // kw
+    x = input if (h, w) == (oh * kh, ow * kw) else input[:, :, : oh * kh, : ow * kw]
+    # (N, C, OH·kh, OW·kw) -> (N, C, OH, kh, OW, kw): each window gets two axes of its own.
+    return x.reshape(n, c, oh, kh, ow, kw).mean(dim=(3, 5))
 
 
 def upsample_nearest(input, scale_factor=2):

@@ -7,16 +7,18 @@ broadcasting in its backward pass.
 """
 
 import math
+import operator
 
 from ..autograd import Function
 from ..backend import get_xp
+from ..tensor import tuple_arg
 
 
 def _axes(axis, ndim):
     """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a sorted tuple."""
     if axis is None:
         return tuple(range(ndim))
-    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    axis = tuple(axis) if isinstance(axis, (tuple, list)) else (operator.index(axis),)
     for a in axis:
         if not -ndim <= a < ndim:
             raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
@@ -55,6 +57,11 @@ def sum(x, dim=None, keepdim=False):
 
 
 def mean(x, dim=None, keepdim=False):
+    if x.data.dtype.kind != "f":  # as in PyTorch: an integer dtype cannot hold a mean such as 1.5
+        raise TypeError(
+            f"mean() needs a floating-point tensor, got dtype {x.dtype}; "
+            "convert it first, e.g. mg.tensor(x, dtype='float32')"
+        )
     count = math.prod(x.shape[a] for a in _axes(dim, x.ndim))
     return sum(x, dim, keepdim) * (1.0 / count)
 
@@ -69,6 +76,11 @@ def broadcast_to(x, shape):
             "each size must equal the target's or be 1)"
         )
     return BroadcastTo.apply(x, shape=shape)
+
+
+def expand(x, *sizes):
+    """``x.expand(2, 3)`` or ``x.expand((2, 3))``: PyTorch's other name for broadcast_to."""
+    return broadcast_to(x, tuple_arg(sizes))
 
 
 def unbroadcast(g, shape):

@@ -3,9 +3,11 @@ concat. Each backward puts the gradient back where the element came from.
 """
 
 import math
+import operator
 
 from ..autograd import Function
 from ..backend import get_xp
+from ..tensor import tuple_arg
 
 
 class Reshape(Function):
@@ -73,10 +75,14 @@ def _basic_index(index):
     """Check that an index is basic (ints, slices, None, ...), which never repeats an element."""
     parts = index if isinstance(index, tuple) else (index,)
     for p in parts:
-        if not (p is None or p is Ellipsis or isinstance(p, (int, slice))):
+        if p is None or p is Ellipsis or isinstance(p, (int, slice)):
+            continue
+        try:
+            operator.index(p)  # an integer of another type, e.g. NumPy's int64
+        except TypeError:
             raise TypeError(
                 f"tensor indexing supports ints, slices, None and ... ; got {type(p).__name__}"
-            )
+            ) from None
     return index
 
 
@@ -86,22 +92,21 @@ def _check_dims(name, x, *dims):
             raise ValueError(f"{name}: dimension {dim} is out of range for a tensor of shape {x.shape}")
 
 
-def _tuple_arg(args):
-    """``f(x, 2, 3)`` and ``f(x, (2, 3))`` alike, as PyTorch's reshape and permute take them."""
-    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-
-
 def reshape(x, *shape):
-    shape = _tuple_arg(shape)
+    shape = tuple_arg(shape)
     known = math.prod(n for n in shape if n != -1)  # the size of every axis but an inferred one
     size = x.data.size
-    if shape.count(-1) > 1 or (known == 0 or size % known if -1 in shape else known != size):
+    if -1 in shape:  # one axis may be inferred: the others must divide the size
+        fits = shape.count(-1) == 1 and known != 0 and size % known == 0
+    else:
+        fits = known == size
+    if not fits:
         raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({size} elements) to {shape}")
     return Reshape.apply(x, shape=shape)
 
 
 def permute(x, *dims):
-    dims = _tuple_arg(dims)
+    dims = tuple_arg(dims)
     _check_dims("permute", x, *dims)
     if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes of shape {x.shape}")

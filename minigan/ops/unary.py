@@ -125,6 +125,8 @@ def clamp(x, min=None, max=None):
 
 
 def leaky_relu(x, negative_slope=0.01):
+    if x.dtype.kind != "f":  # the slope would be rounded to an integer
+        raise TypeError(f"leaky_relu: expected a floating-point tensor, got {x.dtype}")
     return LeakyReLU.apply(x, negative_slope=float(negative_slope))
 
 
