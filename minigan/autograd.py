@@ -77,6 +77,7 @@ class Function:
             out = get_xp(first).asarray(out)
         if _grad_enabled and any([t.requires_grad for t in inputs]):
             fn.inputs = inputs
+            fn.versions = [t._version for t in inputs]  # checked before the backward
             result = Tensor(out, requires_grad=True, grad_fn=fn)
             fn._output = weakref.ref(result)
             return result
@@ -183,6 +184,8 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
                 if not any(leads):
                     continue  # nothing grad() was asked about lies below t
                 fn.leads_to_wanted = leads
+            if [p._version for p in fn.inputs] != fn.versions:
+                _changed_input_error(fn)
             if create_graph and not fn.twice_differentiable:
                 raise RuntimeError(
                     f"{type(fn).__name__} has no second derivative in minigan (its backward is a "
@@ -204,6 +207,15 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
             elif leading is not None:
                 del fn.leads_to_wanted  # a later backward() through the kept graph wants every input
     return found
+
+
+def _changed_input_error(fn):
+    i, t = next((i, t) for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)) if t._version != v)
+    raise RuntimeError(
+        f"{type(fn).__name__}: input {i} (shape {t.shape}) was changed in place after the forward "
+        "pass that used it (e.g. by an optimiser step), so its gradient would be computed from the "
+        "new values: call backward() before the step, or run the forward pass again"
+    )
 
 
 def _root_gradient(root, gradient):

@@ -29,6 +29,7 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p.data, p.grad, state)
+                p.changed_in_place()
 
     def state_dict(self):
         """Hyper-parameters and per-parameter state (step counts, moments as NumPy)."""

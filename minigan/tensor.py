@@ -14,7 +14,7 @@ from .random import default_generator
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "__weakref__")
     __array_priority__ = 1000  # so `ndarray * tensor` calls Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
@@ -22,6 +22,16 @@ class Tensor:
         self.requires_grad = requires_grad
         self.grad = None
         self.grad_fn = grad_fn
+        # How many times the values were changed in place (an optimiser step, an
+        # initialiser, load_state_dict: see changed_in_place). An op records its
+        # inputs' versions, and backward checks them (minigan.autograd).
+        self._version = 0
+
+    def changed_in_place(self):
+        """Note that ``self.data``'s values were just overwritten in place. A graph
+        recorded before then would compute gradients from the new values, silently
+        wrong, so a backward pass through it refuses to run (as in PyTorch)."""
+        self._version += 1
 
     # --- what the tensor is ---------------------------------------------------
     @property

@@ -327,6 +327,7 @@ class Trainer:
         for (_, avg), (_, now) in zip(self.G_ema.named_tensors(), self.G.named_tensors()):
             avg.data *= d
             avg.data += (1 - d) * now.data
+            avg.changed_in_place()
 
     def record(self, pending):
         """Read back the statistics of the steps in ``pending`` [(step, stats), ...]

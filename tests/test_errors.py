@@ -250,6 +250,24 @@ def test_backward_twice_through_a_freed_graph():
         y.backward()
 
 
+def test_backward_after_an_optimiser_step_changed_a_weight_it_needs():
+    # A GAN mistake: G's loss goes through D, but D is stepped before G's backward.
+    # Linear's backward would multiply by D's new weight: refused, as in PyTorch.
+    mg.manual_seed(0)
+    G, D = nn.Linear(2, 3), nn.Linear(3, 1)
+    opt_d = optim.SGD(D.parameters(), lr=0.1)
+    fake = G(mg.randn(4, 2))
+    loss_d, loss_g = D(fake.detach()).mean(), -D(fake).mean()
+    loss_d.backward()
+    opt_d.step()
+    with raises(RuntimeError, "Linear: input 1 (shape (1, 3)) was changed in place after the forward pass that used "
+                              "it (e.g. by an optimiser step), so its gradient would be computed from the new values"):
+        loss_g.backward()
+    # In the right order (or with a fresh forward pass) it runs.
+    (-D(G(mg.randn(4, 2))).mean()).backward()
+    assert G.weight.grad is not None
+
+
 def test_backward_on_a_tensor_without_grad():
     with raises(RuntimeError, "backward() on a tensor that does not require grad"):
         t(3).sum().backward()

@@ -150,6 +150,22 @@ def test_state_dict_round_trip_gives_identical_outputs():
         np.testing.assert_array_equal(copy.state_dict()[key], value)
 
 
+@pytest.mark.parametrize("change", [
+    lambda m: m.load_state_dict(m.state_dict()),
+    lambda m: nn.init.normal_(m.weight),
+    lambda m: nn.init.zeros_(m.bias),
+    lambda m: mg.optim.Adam(m.parameters()).step(),
+], ids=["load_state_dict", "normal_", "zeros_", "Adam.step"])
+def test_changing_weights_in_place_is_seen_by_a_graph_recorded_before(change):
+    m = nn.Linear(3, 2)
+    for p in m.parameters():
+        p.grad = np.ones(p.shape, np.float32)  # something for the optimiser to step with
+    y = m(mg.randn(4, 3)).sum()
+    change(m)
+    with pytest.raises(RuntimeError, match="was changed in place after the forward pass"):
+        y.backward()
+
+
 def test_load_state_dict_missing_key_is_named():
     state = small_net().state_dict()
     del state["4.bias"]

@@ -9,6 +9,7 @@ from ..random import default_generator
 def _fill(tensor, values):
     """Write NumPy ``values`` into a tensor on any device, in place."""
     tensor.data[...] = to_device(values.astype(tensor.dtype), tensor.device)
+    tensor.changed_in_place()
     return tensor
 
 
@@ -22,11 +23,13 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
 
 def zeros_(tensor):
     tensor.data[...] = 0
+    tensor.changed_in_place()
     return tensor
 
 
 def ones_(tensor):
     tensor.data[...] = 1
+    tensor.changed_in_place()
     return tensor
 
 

@@ -114,6 +114,7 @@ class Module:
         device = backend.resolve_device(device)
         for _, t in self.named_tensors():
             t.data = backend.to_device(t.data, device)
+            t.changed_in_place()
             if t.grad is not None:
                 t.grad = backend.to_device(t.grad, device)
         return self
@@ -143,6 +144,7 @@ class Module:
                 target = own[name]
                 xp = backend.get_xp(target.data)
                 target.data[...] = xp.asarray(backend.to_device(value, target.device) if hasattr(value, "dtype") else value, dtype=target.dtype)
+                target.changed_in_place()
 
     def extra_repr(self):
         return ""
