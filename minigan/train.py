@@ -154,14 +154,17 @@ def gan_step(G, D, opt_g, opt_d, real, z, loss=losses.NonSaturating(0.9), labels
     # --- G step: fool D (D has just changed: score the same fakes again) ----------------
     if update_g:
         # The gradient reaches G's weights through D, but D's own weight gradients
-        # would be thrown away (D's next step starts from zero_grad): skip them.
+        # would be thrown away (D's next step starts from zero_grad): skip them, and
+        # give each of D's parameters its own setting back (a frozen one stays frozen).
+        trainable = [p.requires_grad for p in D.parameters()]
         D.requires_grad_(False)
         try:
             loss_g = loss.g_loss(D(fake, *cond))
             opt_g.zero_grad()
             loss_g.backward()
         finally:
-            D.requires_grad_(True)
+            for p, setting in zip(D.parameters(), trainable):
+                p.requires_grad_(setting)
         opt_g.step()
     with no_grad():
         if not update_g:  # G waits (warm-up, or D's extra steps): its loss is only shown

@@ -202,3 +202,17 @@ def test_gan_step_moves_parameters_by_adams_first_step(gan):
     for name, p in D.named_parameters():
         np.testing.assert_allclose(p.grad, gd[name], rtol=1e-9, atol=1e-15, err_msg=name)
         assert p.requires_grad
+
+
+def test_gan_step_keeps_a_frozen_parameter_of_d_frozen(gan):
+    # G's step freezes all of D for its backward pass; afterwards each of D's
+    # parameters gets its own setting back, so a layer frozen by the caller stays so.
+    G, D, z, real = gan
+    frozen = D[1].weight
+    frozen.requires_grad_(False)
+    before = frozen.data.copy()
+    opt_d, opt_g = optim.Adam(D.parameters()), optim.Adam(G.parameters())
+    for _ in range(2):
+        gan_step(G, D, opt_g, opt_d, mg.tensor(real), mg.tensor(z))
+    assert not frozen.requires_grad and D[1].bias.requires_grad
+    np.testing.assert_array_equal(frozen.data, before)
