@@ -9,7 +9,8 @@ update (G updates once every ``d_steps`` of them, so WGAN-GP's G gets a fifth of
 updates). The DCGAN rows are the lecture notes' DCGAN (Config's defaults) unless they
 name a deeper G or D; the last row is the DCGAN as ``examples/mnist_gan.py`` runs it. The figures are
 those of 1,000 samples after the last step (the same noise for every row) against
-the 1,000 held-out digits. Run folders go to runs/results/<row>/.
+the classifier's 1,000 held-out digits (split "test"; the GANs train on all 5,000, so
+for them these are training digits). Run folders go to runs/results/<row>/.
 """
 
 import argparse

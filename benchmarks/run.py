@@ -8,8 +8,9 @@
 Everything runs in one process. Each row is warmed up, then timed ``--repeats``
 times, minigan and PyTorch taking turns, so that a busy machine slows both
 alike; the table gives the medians and their ratio. The ceilings, what the
-machine itself does (a 2048² float32 NumPy matmul for the convolutions, a 64 MB
-copy for the memory-bound ops), take their turns too, in every row they bound.
+machine itself does (a 2048² float32 NumPy matmul for the convolutions, a copy
+of an array as large as the row's input for the memory-bound ops), take their
+turns too, in every row they bound.
 PyTorch runs with ``torch.set_num_threads`` set to the number of cores this
 process may use.
 """
@@ -122,10 +123,15 @@ def matmul_ceiling(n):
     return (lambda: a @ b), 2 * n**3 / 1e9
 
 
-def copy_ceiling(n=16 << 20):
-    """A copy of n float32 values (64 MB): GB/s read + written, the ceiling for
-    memory-bound ops."""
-    a = np.ones(n, np.float32)
+def copy_ceiling(values):
+    """A copy of an array of ``values`` float32 values (NumPy's, on one core): GB/s
+    read + written, the ceiling for a memory-bound row whose arrays are that large.
+    Sized like the row's arrays because the rate depends on which cache they fit
+    in: on the machine of docs/benchmarks.md a copy of the rows' 3.2 MB ran at
+    29 GB/s, of 64 MB at 15-19 GB/s. (On two cores a 64 MB copy reaches 50 GB/s,
+    but for arrays of a few MB waking a second thread costs more than it gains;
+    PyTorch, whose threads stay awake, can beat this ceiling.)"""
+    a = np.ones(values, np.float32)
     b = np.empty_like(a)
     return (lambda: np.copyto(b, a)), 2 * a.nbytes / 1e9
 
@@ -135,7 +141,7 @@ def copy_ceiling(n=16 << 20):
 
 def measure(args, use_torch):
     frameworks = [minigan] + ([torch] if use_torch else [])
-    ceilings = {"gflop": matmul_ceiling(args.peak_size), "gbyte": copy_ceiling()}
+    matmul = matmul_ceiling(args.peak_size)
     rows = []
 
     def add(workload, batch):
@@ -145,13 +151,14 @@ def measure(args, use_torch):
         if workload.bytes:
             row["gbyte"] = workload.bytes(batch) / 1e9
         kind = _kind(row)
-        runs = [workload.make(fw, batch) for fw in frameworks] + ([ceilings[kind][0]] if kind else [])
+        ceiling = matmul if kind == "gflop" else copy_ceiling(workload.values(batch)) if kind == "gbyte" else None
+        runs = [workload.make(fw, batch) for fw in frameworks] + ([ceiling[0]] if ceiling else [])
         times = time_side_by_side(runs, args.repeats, args.warmup, args.pause)
         row["minigan_s"] = times[0]
         if use_torch:
             row["torch_s"] = times[1]
         if kind:
-            row["ceiling"] = ceilings[kind][1] / times[-1]  # GFLOP/s or GB/s
+            row["ceiling"] = ceiling[1] / times[-1]  # GFLOP/s or GB/s
         rows.append(row)
         print(f"  {_label(row)}", flush=True)
 
@@ -317,9 +324,10 @@ def report(args, rows, info, use_torch, start):
         f"after {args.warmup} warm-up runs, minigan and PyTorch in turns in one process.",
         "",
         f"Ceilings, each timed in turns with every row it bounds (the last column): float32 matmul "
-        f"{args.peak_size}² (NumPy) {_ceiling_range(rows, 'gflop')}; memory copy of 64 MB "
-        f"{_ceiling_range(rows, 'gbyte')}. Ops are forward + backward (input and weight gradients); GFLOP/s counts the three "
-        "products of a convolution, GB/s the unavoidable traffic (read x, write y; read x and the "
+        f"{args.peak_size}² (NumPy) {_ceiling_range(rows, 'gflop')}; a NumPy copy (one core) of an "
+        f"array as large as the row's input, {_ceiling_range(rows, 'gbyte')}. Ops are forward + backward "
+        "(input and weight gradients); GFLOP/s counts the three products of a convolution, GB/s the "
+        "unavoidable traffic (read x, write y; read x and the "
         "output gradient, write the input gradient).",
         "",
         table(rows, use_torch),
@@ -332,8 +340,8 @@ def report(args, rows, info, use_torch, start):
         parts += [
             "Start-up to the end of the first DCGAN training step (`python benchmarks/startup.py`):",
             "",
-            f"- cold (every kernel compiled, empty cache): **{start['cold']:.1f} s**",
-            f"- warm (kernels cached on disk): **{start['warm']:.1f} s**",
+            f"- cold (one run, every kernel compiled into an empty cache): **{start['cold']:.1f} s**",
+            f"- warm (the best of three runs, the kernels cached on disk): **{start['warm']:.1f} s**",
             "",
         ]
     parts += ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items() if v), ""]

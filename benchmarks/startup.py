@@ -2,9 +2,10 @@
 
     python benchmarks/startup.py
 
-Cold: numba compiles every kernel (an empty cache folder, ``NUMBA_CACHE_DIR``).
-Warm: the same again, now that the compiled kernels are cached on disk (what
-every run after the first one sees).
+Cold: numba compiles every kernel (one run, with an empty temporary cache folder
+as ``NUMBA_CACHE_DIR``, so the cache in ``kernels/__pycache__`` is left alone).
+Warm: the same again, now that the compiled kernels are cached in that folder
+(what every run after the first one sees); the best of three runs.
 """
 
 import os

@@ -23,6 +23,7 @@ class Workload:
     make: object  # make(framework, batch) -> closure
     flops: object = None  # flops(batch) for compute-bound rows
     bytes: object = None  # bytes(batch) for memory-bound rows
+    values: object = None  # values(batch): the size of a memory-bound row's input
     group: str = "op"
 
 
@@ -125,11 +126,7 @@ def batch_norm_workload(channels, size):
         )
         return _forward_backward(fw, inputs, lambda x, w, b: F.batch_norm(x, *running, w, b, training=True))
 
-    # Unavoidable traffic: read x, write y; read x and gy, write gx (4 bytes each).
-    return Workload(
-        f"batch norm 2d ({channels}×{size}×{size})", make,
-        bytes=lambda batch: 5 * 4 * batch * channels * size * size,
-    )
+    return _memory_bound(f"batch norm 2d ({channels}×{size}×{size})", make, channels, size)
 
 
 def leaky_relu_workload(channels, size, slope=0.2):
@@ -139,10 +136,16 @@ def leaky_relu_workload(channels, size, slope=0.2):
         inputs = (_tensor(fw, _random(shape, 1), True),)
         return _forward_backward(fw, inputs, lambda x: F.leaky_relu(x, slope))
 
-    return Workload(
-        f"leaky ReLU ({channels}×{size}×{size})", make,
-        bytes=lambda batch: 5 * 4 * batch * channels * size * size,
-    )
+    return _memory_bound(f"leaky ReLU ({channels}×{size}×{size})", make, channels, size)
+
+
+def _memory_bound(name, make, channels, size):
+    """A memory-bound row over (batch, channels, size, size) arrays: its unavoidable
+    traffic is five of them, 4 bytes a value (read x, write y; read x and gy, write gx)."""
+    def values(batch):
+        return batch * channels * size * size
+
+    return Workload(name, make, bytes=lambda batch: 5 * 4 * values(batch), values=values)
 
 
 OPS = [

@@ -47,3 +47,18 @@ def test_the_output_gradient_is_laid_out_like_the_output():
         g = workloads._like(minigan, y, values)
         assert g.data.strides == y.data.strides
         np.testing.assert_array_equal(g.data, values)
+
+
+def test_a_memory_bound_row_is_bounded_by_a_copy_of_its_own_size():
+    # The copy's rate depends on which cache its arrays fit in, so each memory-bound
+    # row gets a copy of an array as large as its input (read it, write another).
+    run = load_runner()
+    memory_bound = [w for w in run.workloads.OPS if w.bytes is not None]
+    assert [w.name for w in memory_bound] == ["batch norm 2d (64×14×14)", "leaky ReLU (64×14×14)"]
+    for w in memory_bound:
+        values = w.values(8)
+        assert values == 8 * 64 * 14 * 14
+        assert w.bytes(8) == 5 * 4 * values  # read x, write y; read x and gy, write gx
+        copy, gbyte = run.copy_ceiling(values)
+        copy()
+        assert gbyte == 2 * 4 * values / 1e9
