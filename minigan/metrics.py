@@ -17,6 +17,9 @@ tested on the 1,000 held-out ones. From it:
 
 Every figure comes with a floor (real training digits against the real held-out
 ones: the best a generator can do) and a ceiling (uniform noise images: the worst).
+"Held-out" is the classifier's split: the GANs of minigan.train learn from all
+5,000 digits, so for them the reference digits are training digits, as FID's
+reference set usually is.
 
     python -m minigan.metrics           # train the classifier once (cached), report
 """
