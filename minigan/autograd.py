@@ -16,7 +16,7 @@ import contextlib
 import weakref
 
 from .anomaly import check_gradient
-from .backend import get_xp
+from .backend import asarray_like, get_xp
 from .tensor import Tensor
 
 # --- grad mode --------------------------------------------------------------------
@@ -228,7 +228,7 @@ def _root_gradient(root, gradient):
             )
         return Tensor(get_xp(root.data).ones_like(root.data))
     if not isinstance(gradient, Tensor):  # a number, a list or an array: made like root
-        gradient = Tensor(get_xp(root.data).asarray(gradient, dtype=root.dtype))
+        gradient = Tensor(asarray_like(gradient, root.data))
     if gradient.shape != root.shape:
         raise RuntimeError(f"gradient of shape {gradient.shape} given for a tensor of shape {root.shape}")
     if gradient.device != root.device:

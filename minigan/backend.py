@@ -16,13 +16,15 @@ _cupy = None  # the cupy module once it has been imported successfully
 
 
 def cupy_or_none():
-    """Return the cupy module if it is installed and sees a GPU, else None."""
+    """Return the cupy module if it is installed and sees a GPU that Numba can launch
+    the kernels on too, else None."""
     global _cupy
     if _cupy is None:
         try:
             import cupy
+            from numba import cuda
 
-            if cupy.cuda.runtime.getDeviceCount() > 0:
+            if cupy.cuda.runtime.getDeviceCount() > 0 and cuda.is_available():
                 _cupy = cupy
         except Exception:  # not installed, no driver, no device: all mean "no GPU"
             _cupy = False
@@ -40,7 +42,7 @@ def resolve_device(device):
         raise ValueError(f"unknown device {device!r}: expected one of 'cpu', 'cuda' or 'auto'")
     if device == "cuda" and cupy_or_none() is None:
         raise RuntimeError(
-            "device 'cuda' was asked for but CuPy cannot see a GPU: "
+            "device 'cuda' was asked for but CuPy, or Numba's CUDA, cannot see a GPU: "
             "install minigan[cuda] on a machine with an NVIDIA GPU, or use device='cpu'"
         )
     return device
@@ -73,6 +75,19 @@ def _device_of_other(array):
             "(mg.tensor(...) makes one from lists and numbers too)"
         )
     return "cuda"
+
+
+def asarray_like(value, like):
+    """``value`` (a number, a list or an array) as an array of the dtype and on the
+    device of the array ``like``. An array on another device is an error, not a
+    silent copy."""
+    xp, device = get_xp(like), device_of(like)
+    if hasattr(value, "dtype") and device_of(value) != device:
+        raise RuntimeError(
+            f"an array on {device_of(value)} was given for a tensor on {device}; "
+            f"move it first, e.g. mg.tensor(value, device={device!r})"
+        )
+    return xp.asarray(value, dtype=like.dtype)
 
 
 def to_device(array, device):

@@ -239,6 +239,17 @@ def test_backward_with_a_gradient_of_another_dtype_or_device(fake_gpu):
         y.backward(t(2, dtype=np.float64))
     with raises(RuntimeError, "gradient on cuda given for a tensor on cpu; move it with .to(device)"):
         y.backward(Tensor(FakeGpuArray(np.ones(2, np.float32))))
+    # A raw array of another device is not copied over silently either.
+    with raises(RuntimeError, "an array on cuda was given for a tensor on cpu; move it first, e.g. "
+                              "mg.tensor(value, device='cpu')"):
+        y.backward(FakeGpuArray(np.ones(2, np.float32)))
+
+
+def test_a_constant_array_on_another_device(fake_gpu):
+    with raises(RuntimeError, "an array on cuda was given for a tensor on cpu"):
+        t(2) + FakeGpuArray(np.ones(2, np.float32))
+    with raises(RuntimeError, "an array on cuda was given for a tensor on cpu"):
+        FakeGpuArray(np.ones(2, np.float32)) - t(2)
 
 
 def test_backward_twice_through_a_freed_graph():

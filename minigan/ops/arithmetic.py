@@ -7,7 +7,7 @@ gradient back to each input's own shape.
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import asarray_like, get_xp
 from ..tensor import Tensor
 from .reduce import unbroadcast
 
@@ -37,10 +37,11 @@ def _operands(name, a, b):
 
 def _with_constant(t, value):
     """``t``, and ``value`` as a constant tensor of t's dtype and device (see _operands)."""
-    xp = get_xp(t.data)
-    if t.data.dtype.kind in "iub" and isinstance(value, (float, np.floating)):
+    constant = asarray_like(value, t.data)
+    if constant.dtype.kind in "iub" and isinstance(value, (float, np.floating)):
         t = Tensor(t.data.astype(np.float32))  # an integer tensor is in no graph: nothing to keep
-    return t, Tensor(xp.asarray(value, dtype=t.dtype))
+        constant = asarray_like(value, t.data)
+    return t, Tensor(constant)
 
 
 class Add(Function):

@@ -90,10 +90,14 @@ def log_softmax(input, dim=1):
 def one_hot(labels, num_classes, like):
     """(N,) integer labels (an array, a list or a tensor) -> (N, num_classes) constant
     tensor of 0s and 1s with ``like``'s dtype and device."""
-    xp = get_xp(like.data)
-    labels = xp.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    if labels.ndim != 1 or labels.size and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    labels = labels if hasattr(labels, "ndim") else np.asarray(labels)
+    # Checked where the labels are, before they go to like's device: NumPy labels on
+    # the host; labels on a GPU in one reduction (reading its result waits for the GPU).
+    if labels.ndim != 1 or bool(((labels < 0) | (labels >= num_classes)).any()):
         raise ValueError(f"one_hot: expected a 1-D array of labels in 0..{num_classes - 1}, got {labels!r}")
+    xp = get_xp(like.data)
+    labels = xp.asarray(labels)
     return Tensor((labels[:, None] == xp.arange(num_classes)).astype(like.dtype))
 
 
