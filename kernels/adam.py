@@ -7,8 +7,10 @@ For each value, with g the gradient and t the step number (1, 2, ...):
     p -= lr/(1 - β1^t) · m / (√v/√(1 - β2^t) + eps)
 
 PyTorch's arithmetic, in the parameter's dtype and in the order NumPy would do
-it one whole-array operation at a time, so the result is the same to the bit;
-but p, m and v are read and written once instead of about ten times.
+it one whole-array operation at a time, so on the CPU the result is the same to
+the bit; but p, m and v are read and written once instead of about ten times.
+(On a GPU, NVVM fuses a multiply and an add into one rounding where it can, so
+the last bit may differ from the CPU's; GPU runs still repeat exactly.)
 """
 
 import math

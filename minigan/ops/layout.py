@@ -7,6 +7,8 @@ is handed on as an (N, C, H, W) view of that memory, as PyTorch does with its
 only the strides differ. NumPy's elementwise ops keep their input's layout, and
 the kernels take either (leaky ReLU runs in memory order, batch norm reads rows
 of channels), so the next convolution finds NHWC memory again and needs no copy.
+(CuPy's elementwise ops return C-ordered arrays, so on a GPU a convolution after
+one of them copies its input to NHWC again: the same values, one copy more.)
 """
 
 import kernels
