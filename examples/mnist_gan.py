@@ -114,7 +114,8 @@ def main(argv=None):
     if result["interrupted"]:
         print(f"interrupted at step {steps}: saved {result['checkpoint']} (resume with --resume {result['checkpoint']})")
         return 130
-    print(f"trained {config.model} for {steps} steps in {result['seconds']:.0f} s "
+    resumed = f" ({result['steps_run']} of them in this run)" if result["steps_run"] < steps else ""
+    print(f"trained {config.model} for {steps} steps{resumed} in {result['seconds']:.0f} s "
           f"({time.perf_counter() - T0:.0f} s with start-up)")
     print(f"samples:    {result['out']}/samples_epoch*.png, {result['out']}/samples_final.png")
     print(f"losses:     {result['out']}/losses.png")

@@ -447,7 +447,8 @@ def train(config, resume=None, progress=True, max_steps=None):
     those before a resume too, so ``train(c, max_steps=k)`` then
     ``train(c, resume=checkpoint, max_steps=n)`` ends with the weights of
     ``train(c, max_steps=n)``, bit for bit. Returns a dict with the paths written,
-    the trainer, the training time and whether Ctrl-C stopped it.
+    the trainer, the training time and the steps taken in it (``steps_run``: fewer
+    than ``trainer.step`` after a resume), and whether Ctrl-C stopped it.
     """
     trainer = Trainer(config)
     if resume:
@@ -459,7 +460,7 @@ def train(config, resume=None, progress=True, max_steps=None):
     out, checkpoint = prepare_output(config.out, config.model, resume)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
-    start = time.perf_counter()
+    start, first_step = time.perf_counter(), trainer.step
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.
     quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -495,4 +496,5 @@ def train(config, resume=None, progress=True, max_steps=None):
         dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
         if trainer.timeline:  # empty when the run stopped before its first epoch's end
             dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
-    return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds, "interrupted": stop.requested}
+    return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds,
+            "steps_run": trainer.step - first_step, "interrupted": stop.requested}

@@ -45,6 +45,7 @@ def test_stop_and_resume_gives_bit_identical_weights(tmp_path, model, ema):
     second = train(dataclasses.replace(config, out=resumed_out), resume=first["checkpoint"], progress=False, max_steps=n)
 
     assert second["trainer"].step == straight["trainer"].step == n
+    assert (first["steps_run"], second["steps_run"], straight["steps_run"]) == (k, n - k, n)
     assert _everything(second["trainer"]) == _everything(straight["trainer"])
     # The checkpoint on disk holds the same bits as the trainer.
     arrays, _ = load_checkpoint(second["checkpoint"])
@@ -155,6 +156,7 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     resumed = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(checkpoint), "--epochs", str(epochs),
                               "--no-progress"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"trained mlp for {3 * epochs} steps ({3 * epochs - stopped_at} of them in this run) in " in resumed.stdout
     straight = train(Config(model="mlp", **dict(SMALL, epochs=epochs), out=str(tmp_path / "straight")), progress=False)
     arrays, meta = load_checkpoint(checkpoint)
     assert meta["step"] == straight["trainer"].step == 3 * epochs
