@@ -52,6 +52,7 @@ _channel_sums_cpu = host_body(_channel_sums)
 _channel_sums_gpu = device_body(_channel_sums)
 
 
+@device_body  # the GPU's only: a CPU loop sums a channel itself
 def _block_sum(shared, value):
     """Sum of `value` over the threads of a block: a tree reduction in shared memory.
 
@@ -70,9 +71,6 @@ def _block_sum(shared, value):
     total = shared[0]
     cuda.syncthreads()  # all threads have read shared[0] before it is reused
     return total
-
-
-_block_sum = device_body(_block_sum)
 
 
 @cpu_launcher
