@@ -11,7 +11,8 @@ spent on:
 
 * matrix products: the forward of matmul, linear and the three convolution ops,
   less the kernels and copies inside them, i.e. the BLAS call;
-* kernels: the Numba kernels (im2col, col2im, batch norm, leaky ReLU);
+* kernels: the Numba kernels (im2col, col2im, batch norm, leaky ReLU, and the
+  NCHW -> NHWC copy of kernels/layout.py);
 * copies and transposes: ``ascontiguousarray``;
 * other NumPy: every other op's forward (add, mul, sum, tanh, ...);
 * optimiser: Adam's update.

@@ -1,7 +1,9 @@
 """Hand-written Numba kernels for minigan, on raw NumPy (CPU) or CuPy (GPU) arrays.
 
 Each kernel's per-element work is one Python function, compiled into a parallel
-CPU loop and into a CUDA kernel; the array type picks which one runs. (col2im's
+and a serial CPU loop (the serial one for launches under
+_dispatch.PARALLEL_MIN_SIZE values) and into a CUDA kernel; the array type picks
+which one runs. (col2im's
 CPU loop has a body of its own: see kernels/conv.py.)
 """
 
@@ -13,8 +15,8 @@ import os
 # OpenBLAS's threads, which run the matrix products between our kernels: a
 # parallel leaky ReLU followed by a small matmul took 28 ms instead of 0.6 ms on
 # a busy 2-core machine. After 1,000 spins (tens of µs) they sleep instead; waking them costs
-# tens of µs, paid only by launches large enough to run in parallel
-# (_dispatch.PARALLEL_MIN_SIZE). Set before numba loads its OpenMP runtime,
+# up to a millisecond on a virtual machine, paid only by launches large enough to run
+# in parallel (_dispatch.PARALLEL_MIN_SIZE). Set before numba loads its OpenMP runtime,
 # which reads it once.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 

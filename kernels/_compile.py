@@ -3,8 +3,9 @@
 Every kernel in this package is written as a plain Python *body*: the work for
 one output element (or one channel). Two launchers call it:
 
-* a CPU launcher, ``@cpu_launcher`` (``njit(parallel=True)``), that loops over
-  the work items with ``prange``;
+* a CPU launcher, ``@cpu_launcher``, that loops over the work items with
+  ``prange``, compiled twice: ``njit(parallel=True)`` and serially
+  (``_dispatch.run`` picks by the launch's size);
 * a CUDA kernel, ``@cuda_kernel``, one thread per work item.
 
 The body is compiled with ``njit(inline="always")`` for both: a CUDA kernel can

@@ -3,7 +3,8 @@
 Per channel c, over the M = N·H·W values of the batch:
     mean = Σx / M,  var = Σ(x - mean)² / M (biased),  x̂ = (x - mean)/√(var + eps)
     y = γ·x̂ + β
-Backward, in closed form (the kernel computes it in one pass per channel):
+Backward, in closed form (the kernels compute it in two passes: the per-channel
+sums, then one elementwise pass for dx):
     dβ = Σ gy,   dγ = Σ gy·x̂,   dx = γ/σ · (gy - dβ/M - x̂·dγ/M)
 In eval mode the running statistics are constants, so y is an affine function of x
 built from ordinary ops.

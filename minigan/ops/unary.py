@@ -1,8 +1,9 @@
 """Elementwise functions of one tensor: exp, log, tanh, sigmoid, relu, clamp, leaky ReLU.
 
 The smooth ones write their derivative with their own output where that is
-cheapest (tanh' = 1 - tanh², σ' = σ(1 - σ), exp' = exp). The piecewise-linear ones
-multiply by a mask that is constant almost everywhere.
+cheapest (tanh' = 1 - tanh², σ' = σ(1 - σ), exp' = exp). Of the piecewise-linear
+ones, clamp and abs multiply by a mask that is constant almost everywhere; relu and
+leaky ReLU pick g or slope·g in the gate kernel of kernels/leaky_relu.py.
 """
 
 import kernels
