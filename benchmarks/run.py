@@ -338,7 +338,7 @@ def report(args, rows, info, use_torch, start):
         parts += ["Targets:", ""] + targets + [""]
     if start:
         parts += [
-            "Start-up to the end of the first DCGAN training step (`python benchmarks/startup.py`):",
+            "Start-up to the end of the example's first DCGAN training step (`python benchmarks/startup.py`):",
             "",
             f"- cold (one run, every kernel compiled into an empty cache): **{start['cold']:.1f} s**",
             f"- warm (the best of three runs, the kernels cached on disk): **{start['warm']:.1f} s**",

@@ -15,8 +15,8 @@ import tempfile
 import time
 
 FIRST_STEP = """
-from minigan.train import Config, Trainer
-trainer = Trainer(Config(model="dcgan"))
+from minigan.train import DCGAN_RUN_SETTINGS, Config, Trainer
+trainer = Trainer(Config(model="dcgan", **DCGAN_RUN_SETTINGS))  # as examples/mnist_gan.py runs it
 trainer.train_step(*next(iter(trainer.loader)))
 """
 
