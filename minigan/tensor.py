@@ -60,6 +60,15 @@ class Tensor:
     def numel(self):
         return int(self.data.size)
 
+    def __bool__(self):
+        if self.data.size != 1:  # as in PyTorch: `if t:` of many values means nothing
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous (it holds "
+                               f"{self.data.size} values); reduce it first, e.g. (t > 0).numpy().all()")
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

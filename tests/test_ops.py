@@ -399,3 +399,28 @@ def test_op_gradients_match_finite_differences(name):
     gen = np.random.default_rng(7)
     inputs = [t(gen.standard_normal(s), requires_grad=True) for s in shapes]
     assert mg.gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def test_comparisons_are_elementwise_and_truth_needs_one_value():
+    a, b = mg.tensor([1.0, 2.0, 3.0]), mg.tensor([1.0, 5.0, 3.0])
+    np.testing.assert_array_equal((a == b).numpy(), [True, False, True])
+    np.testing.assert_array_equal((a != b).numpy(), [False, True, False])
+    np.testing.assert_array_equal((a > 1).numpy(), [False, True, True])
+    np.testing.assert_array_equal((2 <= a).numpy(), [False, True, True])
+    assert not (a == b).requires_grad
+    assert bool(mg.tensor([0.0])) is False and float(mg.tensor([2.5])) == 2.5
+    with pytest.raises(RuntimeError, match=r"the truth value of a tensor of shape \(3,\) is ambiguous"):
+        bool(a)
+    assert {a: 1}[a] == 1  # still hashed by identity
+
+
+def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():
+    x = mg.tensor(np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2))
+    want = x.numpy().repeat(3, axis=2).repeat(3, axis=3)
+    np.testing.assert_array_equal(F.interpolate(x, 6).numpy(), want)  # the second argument is the size
+    np.testing.assert_array_equal(F.interpolate(x, (6, 6)).numpy(), want)
+    np.testing.assert_array_equal(F.interpolate(x, scale_factor=3).numpy(), want)
+    with pytest.raises(ValueError, match="size 5 is not the input's 2×2 times one whole number"):
+        F.interpolate(x, 5)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(x)

@@ -42,4 +42,18 @@ for _name, _op in {
 }.items():
     setattr(Tensor, _name, _op)
 
+
+
+def _comparison(method):
+    """``a < b`` and friends: a bool tensor of the elementwise answers (outside any
+    graph: a comparison has no gradient), as in PyTorch."""
+    def compare(self, other):
+        return Tensor(getattr(self.data, method)(other.data if isinstance(other, Tensor) else other))
+    return compare
+
+
+for _method in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+    setattr(Tensor, _method, _comparison(_method))
+Tensor.__hash__ = object.__hash__  # defining __eq__ would take it away: tensors are hashed by identity
+
 Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
