@@ -47,6 +47,8 @@ def write_epoch(trainer, out, epoch, steps):
 
 def _smooth(values, width=25):
     """Running mean over ``width`` steps (the raw per-step curve is very noisy)."""
+    if len(values) == 0:
+        return np.asarray(values, dtype=float)
     width = max(1, min(width, len(values)))
     return np.convolve(values, np.ones(width) / width, mode="valid")
 

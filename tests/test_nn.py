@@ -249,3 +249,29 @@ def test_parameter_grads_have_parameter_shapes():
     net(mg.randn(4, 4)).sum().backward()
     for p in net.parameters():
         assert p.grad.shape == p.shape and p.grad.dtype == np.float32
+
+
+def test_sequential_takes_modules_only_and_an_ordered_dict_of_them():
+    from collections import OrderedDict
+
+    net = nn.Sequential(OrderedDict(fc=nn.Linear(2, 3), act=nn.ReLU()))
+    assert [name for name, _ in net.named_parameters()] == ["fc.weight", "fc.bias"]
+    tail = net[1:]  # a slice is a Sequential again, names kept
+    assert isinstance(tail, nn.Sequential) and list(tail._modules) == ["act"]
+    with pytest.raises(TypeError, match="is not a Module; a function such as F.relu has a module twin"):
+        nn.Sequential(nn.Linear(2, 2), mg.nn.functional.relu)  # it was skipped silently
+
+
+def test_a_parameter_is_not_replaced_by_a_plain_tensor():
+    lin = nn.Linear(2, 3)
+    with pytest.raises(TypeError, match="cannot assign a Tensor as parameter 'weight' of Linear"):
+        lin.weight = mg.tensor(np.zeros((3, 2), np.float32))  # it would no longer be trained or saved
+    lin.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    del lin.bias
+    assert [name for name, _ in lin.named_parameters()] == ["weight"]
+
+
+def test_conv_repr_shows_a_missing_bias_and_output_padding():
+    assert repr(nn.Conv2d(2, 3, 4, bias=False)) == "Conv2d(2, 3, kernel_size=4, stride=1, padding=0, bias=False)"
+    assert repr(nn.ConvTranspose2d(2, 3, 4, stride=2, output_padding=1)) == (
+        "ConvTranspose2d(2, 3, kernel_size=4, stride=2, padding=0, output_padding=1)")

@@ -21,7 +21,16 @@ from ..ops import (  # noqa: F401
 from ..ops import upsample_nearest
 
 
-def interpolate(input, scale_factor=2, mode="nearest"):
+def interpolate(input, size=None, scale_factor=None, mode="nearest"):
+    """PyTorch's arguments: the output ``size`` (H, W) or a ``scale_factor``; here a
+    nearest-neighbour upsampling by a whole number."""
     if mode != "nearest":
         raise ValueError(f"interpolate supports mode='nearest' only, got {mode!r}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    if size is not None:
+        (h, w), (H, W) = ((size, size) if isinstance(size, int) else size), input.shape[2:]
+        if h % H or w % W or h // H != w // W:
+            raise ValueError(f"interpolate: size {size} is not the input's {H}×{W} times one whole number")
+        scale_factor = h // H
     return upsample_nearest(input, scale_factor)

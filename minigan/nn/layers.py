@@ -1,5 +1,7 @@
 """The layers, each a thin Module over an op in ``minigan.nn.functional``."""
 
+from collections import OrderedDict
+
 import numpy as np
 
 from ..ops.conv import pair
@@ -48,6 +50,8 @@ class _ConvNd(Module):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}"
+            + (f", output_padding={self.output_padding}" if getattr(self, "output_padding", 0) else "")
+            + ("" if self.bias is not None else ", bias=False")
         )
 
 
@@ -198,12 +202,21 @@ class Dropout(Module):
 
 
 class Sequential(Module):
+    """Modules run one after the other: ``Sequential(a, b, c)``, named "0", "1", "2",
+    or ``Sequential(OrderedDict(name=module, ...))`` with names of one's own."""
+
     def __init__(self, *layers):
         super().__init__()
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
+        named = layers[0].items() if len(layers) == 1 and isinstance(layers[0], OrderedDict) else enumerate(layers)
+        for name, layer in named:
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: {layer!r} (a {type(layer).__name__}) is not a Module; "
+                                "a function such as F.relu has a module twin, e.g. nn.ReLU()")
+            setattr(self, str(name), layer)
 
     def __getitem__(self, i):
+        if isinstance(i, slice):  # a Sequential of those layers, under their names
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
 
     def __len__(self):

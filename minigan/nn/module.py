@@ -29,6 +29,10 @@ class Module:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
         if name in self._buffers and isinstance(value, Tensor) and not isinstance(value, Parameter):
             self._buffers[name] = value  # a buffer given a new tensor stays a buffer
+        elif name in self._parameters and not (value is None or isinstance(value, Parameter)):
+            # It would silently stop being trained and saved (PyTorch refuses it too).
+            raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} of "
+                            f"{type(self).__name__}: wrap it in nn.Parameter(...), or assign None")
         else:
             for registry in (self._parameters, self._buffers, self._modules):
                 registry.pop(name, None)
@@ -37,6 +41,11 @@ class Module:
             elif isinstance(value, Module):
                 self._modules[name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
 
     def register_buffer(self, name, tensor):
         """A tensor saved in ``state_dict`` but not trained (e.g. running statistics)."""
