@@ -165,7 +165,7 @@ def _read_cache(path):
     return pixels, labels.astype(np.int64)
 
 
-_unwritable_caches = set()     # cache files already warned about
+_unwritable_caches = set()  # cache files already warned about
 
 
 def write_cache(path, write, what, consequence):

@@ -19,6 +19,7 @@ from ..ops import (  # noqa: F401
     tanh,
 )
 from ..ops import upsample_nearest
+from ..ops.conv import pair
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest"):
@@ -29,7 +30,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
     if size is not None:
-        (h, w), (H, W) = ((size, size) if isinstance(size, int) else size), input.shape[2:]
+        (h, w), (H, W) = pair(size, "size", 1), input.shape[2:]
         if h % H or w % W or h // H != w // W:
             raise ValueError(f"interpolate: size {size} is not the input's {H}×{W} times one whole number")
         scale_factor = h // H

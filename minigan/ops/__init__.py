@@ -43,7 +43,6 @@ for _name, _op in {
     setattr(Tensor, _name, _op)
 
 
-
 def _comparison(method):
     """``a < b`` and friends: a bool tensor of the elementwise answers (outside any
     graph: a comparison has no gradient), as in PyTorch."""
