@@ -117,6 +117,23 @@ def test_batch_norm_buffers_are_in_state_dict():
     assert [name for name, _ in small_net().named_parameters()] == [k for k in keys if "running" not in k]
 
 
+def test_state_dict_goes_module_by_module_as_pytorch_does():
+    # Each module's own parameters, then its own buffers, then its children's, in the
+    # order they were registered: the keys, in order, of PyTorch's state_dict().
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = small_net()
+            self.scale = nn.Parameter(np.ones(3, np.float32))  # its own: listed first
+
+    assert list(Block().state_dict()) == [
+        "scale",
+        "body.0.weight", "body.0.bias",
+        "body.1.weight", "body.1.bias", "body.1.running_mean", "body.1.running_var",
+        "body.4.weight", "body.4.bias",
+    ]
+
+
 def test_a_buffer_given_a_new_tensor_stays_a_buffer():
     bn = nn.BatchNorm1d(3)
     bn.running_mean = mg.tensor([1.0, 2.0, 3.0])

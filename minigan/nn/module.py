@@ -77,15 +77,17 @@ class Module:
     def children(self):
         return iter(self._modules.values())
 
-    def _named(self, kind):
-        """The tensors of one registry of every module, each once (by identity): an
-        optimiser given a shared weight twice would update it twice per step."""
+    def _named(self, *kinds):
+        """The tensors of the registries ``kinds`` of every module, module by module,
+        each tensor once (by identity): an optimiser given a shared weight twice would
+        update it twice per step."""
         seen = set()
         for prefix, module in self.named_modules():
-            for name, t in getattr(module, kind).items():
-                if id(t) not in seen:
-                    seen.add(id(t))
-                    yield (f"{prefix}.{name}" if prefix else name), t
+            for kind in kinds:
+                for name, t in getattr(module, kind).items():
+                    if id(t) not in seen:
+                        seen.add(id(t))
+                        yield (f"{prefix}.{name}" if prefix else name), t
 
     def named_parameters(self):
         return self._named("_parameters")
@@ -97,8 +99,9 @@ class Module:
         return self._named("_buffers")
 
     def named_tensors(self):
-        """Parameters, then buffers (batch-norm statistics): everything state_dict holds."""
-        return list(self.named_parameters()) + list(self.named_buffers())
+        """Everything state_dict holds, in PyTorch's order: module by module, each one's
+        parameters, then its buffers (batch-norm statistics), then its children's."""
+        return list(self._named("_parameters", "_buffers"))
 
     # --- modes, devices, gradients -------------------------------------------
     def train(self, mode=True):
