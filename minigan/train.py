@@ -328,8 +328,11 @@ class Trainer:
         ExponentialMovingAverage does) until it reaches cfg.ema."""
         d = min(self.config.ema, (1 + g_steps) / (10 + g_steps))
         for (_, avg), (_, now) in zip(self.G_ema.named_tensors(), self.G.named_tensors()):
-            avg.data *= d
-            avg.data += (1 - d) * now.data
+            if avg.dtype.kind == "f":
+                avg.data *= d
+                avg.data += (1 - d) * now.data
+            else:  # a count (batch norm's num_batches_tracked) is copied, not averaged
+                avg.data[...] = now.data
             avg.changed_in_place()
 
     def record(self, pending):

@@ -58,6 +58,31 @@ def test_trainer_checkpoint_holds_everything_a_run_needs(tmp_path):
     assert meta["config"]["model"] == "dcgan" and meta["config"]["limit"] == 16
 
 
+def test_a_checkpoint_without_batch_norm_counters_resumes(tmp_path):
+    # Checkpoints saved before batch norm counted its batches (num_batches_tracked) hold
+    # every other array: they load, each counter starting from 0, and training goes on.
+    config = Config(model="dcgan", ema=0.9, **TINY)
+    trainer = Trainer(config)
+    trainer.train_step(*next(iter(trainer.loader)))
+    path = tmp_path / "old.npz"
+    trainer.save(path)
+    arrays, meta = load_checkpoint(path)
+    assert arrays["G"]["1.num_batches_tracked"] == 1 and arrays["G_ema"]["1.num_batches_tracked"] == 1
+    for name in ("G", "D", "G_ema"):
+        for key in [k for k in arrays[name] if k.endswith(".num_batches_tracked")]:
+            del arrays[name][key]
+    save_checkpoint(path, arrays, meta)
+    resumed = Trainer(config)
+    resumed.load(path)
+    for name in ("G", "D", "G_ema"):
+        state = getattr(resumed, name).state_dict()
+        for key, value in arrays[name].items():
+            np.testing.assert_array_equal(state[key], value, err_msg=f"{name}/{key}")
+        assert {v.item() for k, v in state.items() if k.endswith(".num_batches_tracked")} == {0}
+    resumed.train_step(*next(iter(resumed.loader)))
+    assert resumed.G.state_dict()["1.num_batches_tracked"] == resumed.G_ema.state_dict()["1.num_batches_tracked"] == 1
+
+
 def test_loading_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, **{"__meta__.json": np.frombuffer(b"{}", np.uint8), "x": np.array([object()], dtype=object)})

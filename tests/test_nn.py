@@ -1,10 +1,12 @@
 """Modules: shapes, parameter names, modes, state dicts, error messages, initialisation."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
 import minigan as mg
-from minigan import nn
+from minigan import models, nn
 from minigan.models import mlp_discriminator, mlp_generator
 
 
@@ -86,7 +88,8 @@ def test_a_module_used_twice_is_listed_once():
     tied = nn.Sequential(encode, decode)
     assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
     bn = nn.BatchNorm1d(2)
-    assert [n for n, _ in nn.Sequential(bn, bn).named_buffers()] == ["0.running_mean", "0.running_var"]
+    assert [n for n, _ in nn.Sequential(bn, bn).named_buffers()] == [
+        "0.running_mean", "0.running_var", "0.num_batches_tracked"]
 
 
 # --- train / eval ------------------------------------------------------------------------------
@@ -113,8 +116,9 @@ def test_eval_mode_changes_dropout_and_batch_norm():
 # --- state dicts -------------------------------------------------------------------------------
 def test_batch_norm_buffers_are_in_state_dict():
     keys = list(small_net().state_dict())
-    assert "1.running_mean" in keys and "1.running_var" in keys
-    assert [name for name, _ in small_net().named_parameters()] == [k for k in keys if "running" not in k]
+    assert "1.running_mean" in keys and "1.running_var" in keys and "1.num_batches_tracked" in keys
+    buffers = [name for name, _ in small_net().named_buffers()]
+    assert [name for name, _ in small_net().named_parameters()] == [k for k in keys if k not in buffers]
 
 
 def test_state_dict_goes_module_by_module_as_pytorch_does():
@@ -129,9 +133,87 @@ def test_state_dict_goes_module_by_module_as_pytorch_does():
     assert list(Block().state_dict()) == [
         "scale",
         "body.0.weight", "body.0.bias",
-        "body.1.weight", "body.1.bias", "body.1.running_mean", "body.1.running_var",
+        "body.1.weight", "body.1.bias", "body.1.running_mean", "body.1.running_var", "body.1.num_batches_tracked",
         "body.4.weight", "body.4.bias",
     ]
+
+
+def torch_twin(module, torch):
+    """``module`` rebuilt from torch.nn layers of the same sizes, under the same names."""
+    if isinstance(module, nn.Sequential):
+        return torch.nn.Sequential(OrderedDict((name, torch_twin(m, torch)) for name, m in module._modules.items()))
+    bias = getattr(module, "bias", None) is not None
+    if isinstance(module, nn.Linear):
+        return torch.nn.Linear(module.in_features, module.out_features, bias=bias)
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return getattr(torch.nn, type(module).__name__)(
+            module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding, bias=bias)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return getattr(torch.nn, type(module).__name__)(module.num_features)
+    assert not module._parameters and not module._buffers, f"no twin for {module!r}"
+    twin = torch.nn.Module() if module._modules else torch.nn.Identity()  # a wrapper, or an activation
+    for name, child in module._modules.items():
+        twin.add_module(name, torch_twin(child, torch))
+    return twin
+
+
+@pytest.mark.parametrize("name, conditional", [("mlp", False), ("dcgan", False), ("dcgan", True)])
+def test_state_dicts_load_strictly_into_and_from_the_same_model_in_pytorch(name, conditional):
+    torch = pytest.importorskip("torch")
+    nets = models.build(name, conditional, **({"d_depth": 3, "g_depth": 4} if name == "dcgan" else {}))
+    for net in nets:
+        for m in net.modules():  # values unlike a new model's, counters included
+            for t in m._buffers.values():
+                t.data[...] = 5
+        twin = torch_twin(net, torch)
+        state = net.state_dict()
+        assert list(state) == list(twin.state_dict())  # the same keys in the same order
+        twin.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+        back = OrderedDict((k, v.numpy()) for k, v in twin.state_dict().items())
+        assert {k: v.dtype for k, v in back.items()} == {k: v.dtype for k, v in state.items()}
+        for k, v in back.items():
+            np.testing.assert_array_equal(v, state[k], err_msg=k)
+        fresh = models.build(name, conditional, **({"d_depth": 3, "g_depth": 4} if name == "dcgan" else {}))[nets.index(net)]
+        fresh.load_state_dict(back)
+        for k, v in fresh.state_dict().items():
+            np.testing.assert_array_equal(v, state[k], err_msg=k)
+
+
+def test_batch_norm_counts_its_training_forward_passes():
+    # PyTorch's num_batches_tracked: an int64 0-d buffer, one more per training-mode
+    # forward pass, none in eval mode.
+    bn = nn.BatchNorm2d(3)
+    assert bn.num_batches_tracked.dtype == np.int64 and bn.num_batches_tracked.shape == ()
+    x = mg.randn(4, 3, 2, 2)
+    for _ in range(3):
+        bn(x)
+    assert bn.state_dict()["num_batches_tracked"] == 3
+    bn.eval()
+    bn(x)
+    assert bn.num_batches_tracked.item() == 3
+    fresh = nn.BatchNorm2d(3).eval()
+    fresh(x)
+    assert fresh.num_batches_tracked.item() == 0
+
+
+def test_a_state_dict_without_batch_norm_counters_loads_and_leaves_them():
+    # Saved before num_batches_tracked existed (PyTorch accepts such state dicts too).
+    mg.manual_seed(0)
+    source = small_net()
+    source(mg.randn(6, 4))
+    old = source.state_dict()
+    del old["1.num_batches_tracked"]
+    net = small_net()
+    net.load_state_dict(old)  # strict
+    for k, v in old.items():
+        np.testing.assert_array_equal(net.state_dict()[k], v, err_msg=k)
+    assert net.state_dict()["1.num_batches_tracked"] == 0
+    net(mg.randn(6, 4))
+    net.load_state_dict(old)
+    assert net.state_dict()["1.num_batches_tracked"] == 1  # kept as it was
+    del old["1.running_var"]  # only the counter may be missing
+    with pytest.raises(RuntimeError, match=r"missing keys: 1\.running_var$"):
+        net.load_state_dict(old)
 
 
 def test_a_buffer_given_a_new_tensor_stays_a_buffer():
@@ -140,7 +222,7 @@ def test_a_buffer_given_a_new_tensor_stays_a_buffer():
     np.testing.assert_array_equal(bn.state_dict()["running_mean"], [1.0, 2.0, 3.0])
     bn.running_mean = nn.Parameter(mg.zeros(3))  # a Parameter is a parameter wherever it goes
     assert [n for n, _ in bn.named_parameters()] == ["weight", "bias", "running_mean"]
-    assert [n for n, _ in bn.named_buffers()] == ["running_var"]
+    assert [n for n, _ in bn.named_buffers()] == ["running_var", "num_batches_tracked"]
 
 
 def test_state_dict_is_a_copy():
@@ -269,8 +351,6 @@ def test_parameter_grads_have_parameter_shapes():
 
 
 def test_sequential_takes_modules_only_and_an_ordered_dict_of_them():
-    from collections import OrderedDict
-
     net = nn.Sequential(OrderedDict(fc=nn.Linear(2, 3), act=nn.ReLU()))
     assert [name for name, _ in net.named_parameters()] == ["fc.weight", "fc.bias"]
     tail = net[1:]  # a slice is a Sequential again, names kept

@@ -80,6 +80,7 @@ class ConvTranspose2d(_ConvNd):
 
 class _BatchNorm(Module):
     ndim = None  # the input's number of dimensions
+    _optional_buffers = ("num_batches_tracked",)  # see Module._optional_buffers
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -93,14 +94,21 @@ class _BatchNorm(Module):
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
         self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
         self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+        # The training-mode forward passes so far, as PyTorch counts them (its momentum=None
+        # averages with it; here it is only counted). A state dict saved before it existed
+        # loads, leaving it as it is (see Module.load_state_dict).
+        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
 
     def forward(self, x):
         layout = "(N, C)" if self.ndim == 2 else "(N, C, H, W)"
         _check_input(self, x, self.ndim, 1, self.num_features, layout.replace("C", str(self.num_features)))
-        return F.batch_norm(
+        y = F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             training=self.training, momentum=self.momentum, eps=self.eps,
         )
+        if self.training:
+            self.num_batches_tracked.data += 1
+        return y
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -8,6 +8,11 @@ from .. import backend
 from ..tensor import Tensor
 
 
+def _dotted(prefix, name):
+    """The name of ``name`` inside the module named ``prefix`` ("" for the top one)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 class Parameter(Tensor):
     """A tensor that is a learnable weight of a Module (it always requires grad)."""
 
@@ -18,6 +23,10 @@ class Parameter(Tensor):
 
 
 class Module:
+    # Names of buffers that a state dict may lack, having been saved before they
+    # existed: loading it leaves them as they are (batch norm's num_batches_tracked).
+    _optional_buffers = ()
+
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -69,7 +78,7 @@ class Module:
         memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+            yield from child.named_modules(_dotted(prefix, name), memo)
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -87,7 +96,7 @@ class Module:
                 for name, t in getattr(module, kind).items():
                     if id(t) not in seen:
                         seen.add(id(t))
-                        yield (f"{prefix}.{name}" if prefix else name), t
+                        yield _dotted(prefix, name), t
 
     def named_parameters(self):
         return self._named("_parameters")
@@ -137,9 +146,11 @@ class Module:
         return OrderedDict((name, backend.to_numpy(t.data)) for name, t in self.named_tensors())
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values in place; missing, unexpected or mis-shaped entries are errors."""
+        """Copy values in place; missing, unexpected or mis-shaped entries are errors
+        (a missing optional buffer is not: it keeps its value, as in PyTorch)."""
         own = OrderedDict(self.named_tensors())
-        missing = [k for k in own if k not in state_dict]
+        optional = {_dotted(prefix, name) for prefix, m in self.named_modules() for name in m._optional_buffers}
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
         if strict and missing:
