@@ -174,6 +174,16 @@ def test_wrong_dtype():
         F.leaky_relu(mg.tensor([1, -2]), 0.5)  # the slope would be rounded to 0
 
 
+def test_binary_cross_entropy_of_values_that_are_not_probabilities():
+    # Logits passed where probabilities belong gave a NaN loss (log of 1 - p < 0).
+    logits = mg.tensor(np.array([[-2.0], [0.5], [3.0]], np.float32))
+    with raises(ValueError, "binary_cross_entropy: input must be probabilities in [0, 1], got values from -2.0 "
+                            "to 3.0; for logits (before the sigmoid) use binary_cross_entropy_with_logits"):
+        F.binary_cross_entropy(logits, t(3, 1))
+    with raises(ValueError, "got values from nan to nan"):
+        F.binary_cross_entropy(mg.tensor(np.full((3, 1), np.nan, np.float32)), t(3, 1))
+
+
 class FakeGpuArray:
     """Holds a NumPy array but is not one, as a CuPy array is not. With CuPy's array
     type replaced by it (the ``fake_gpu`` fixture), it stands in for GPU memory on a

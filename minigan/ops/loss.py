@@ -67,6 +67,12 @@ class BCE(Function):
 
 def binary_cross_entropy(input, target, reduction="mean"):
     _check_same_shape("binary_cross_entropy", input, target)
+    x = input.data
+    if not bool(((x >= 0) & (x <= 1)).all()):  # a logit given here made log(1 - p) NaN
+        raise ValueError(
+            f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {float(x.min())} "
+            f"to {float(x.max())}; for logits (before the sigmoid) use binary_cross_entropy_with_logits"
+        )
     return _reduce(BCE.apply(input, target), reduction)
 
 
