@@ -65,6 +65,10 @@ def test_an_integer_tensor_meeting_a_float_becomes_float32():
     np.testing.assert_array_equal((0.5 - n).numpy(), [-0.5, -1.5])
     np.testing.assert_array_equal((n * 2).numpy(), [2, 4])  # an int keeps it integer
     assert (n * 2).dtype == np.int64
+    # Dividing integers gives float32 too (NumPy's float64 would not mix with float32 weights).
+    for quotient in (n / 2, 3 / n, n / n):
+        assert quotient.dtype == np.float32
+    np.testing.assert_array_equal((n / 4).numpy(), [0.25, 0.5])
 
 
 def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():

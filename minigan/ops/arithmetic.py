@@ -129,7 +129,12 @@ def mul(a, b):
 
 
 def div(a, b):
-    return Div.apply(*_operands("div", a, b))
+    a, b = _operands("div", a, b)
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        # True division of integers gives float32, as in PyTorch (NumPy's is float64).
+        # Integer tensors are in no graph: nothing to keep.
+        a, b = (Tensor(t.data.astype(np.float32)) for t in (a, b))
+    return Div.apply(a, b)
 
 
 def neg(a):
