@@ -201,6 +201,9 @@ def test_expand_takes_sizes_or_a_tuple():
     x = randn(3, 1)
     close(t(x).expand(2, 3, 4), np.broadcast_to(x, (2, 3, 4)))
     close(t(x).expand((3, 4)), np.broadcast_to(x, (3, 4)))
+    close(t(x).expand(2, -1, 4), np.broadcast_to(x, (2, 3, 4)))  # -1: the size x has
+    with pytest.raises(ValueError, match=r"cannot broadcast shape \(3, 1\) to \(-1, 3, 4\)"):
+        t(x).expand(-1, 3, 4)  # a new dimension has no size to keep
 
 
 def test_permute_transpose_and_T():

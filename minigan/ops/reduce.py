@@ -70,17 +70,21 @@ def broadcast_to(x, shape):
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    if len(shape) < x.ndim or any(n not in (1, m) for n, m in zip(x.shape[::-1], shape[::-1])):
+    fits = len(shape) >= x.ndim and all(n in (1, m) for n, m in zip(x.shape[::-1], shape[::-1]))
+    if not fits or min(shape, default=0) < 0:
         raise ValueError(
             f"broadcast_to: cannot broadcast shape {x.shape} to {shape} (aligned from the right, "
-            "each size must equal the target's or be 1)"
+            "each size must equal the target's or be 1, and no target size may be negative)"
         )
     return BroadcastTo.apply(x, shape=shape)
 
 
 def expand(x, *sizes):
-    """``x.expand(2, 3)`` or ``x.expand((2, 3))``: PyTorch's other name for broadcast_to."""
-    return broadcast_to(x, tuple_arg(sizes))
+    """``x.expand(2, 3)`` or ``x.expand((2, 3))``: PyTorch's other name for broadcast_to.
+    As there, -1 keeps the size of that dimension of x (sizes align from the right)."""
+    sizes = tuple_arg(sizes)
+    lead = len(sizes) - x.ndim  # new leading dimensions, which have no size to keep
+    return broadcast_to(x, tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes)))
 
 
 def unbroadcast(g, shape):
