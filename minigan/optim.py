@@ -2,6 +2,7 @@
 any graph, from the gradients that ``backward`` left in ``p.grad``."""
 
 import kernels
+import numpy as np
 
 from .backend import get_xp, to_device, to_numpy
 
@@ -63,6 +64,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0):
         if lr <= 0:
             raise ValueError(f"SGD: lr must be positive, got {lr}")
+        if momentum < 0:
+            raise ValueError(f"SGD: momentum must be 0 or more, got {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum})
 
     def _update(self, p, g, state):
@@ -87,8 +90,10 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         if lr <= 0:
             raise ValueError(f"Adam: lr must be positive, got {lr}")
-        if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        if np.shape(betas) != (2,) or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
+        if eps < 0:
+            raise ValueError(f"Adam: eps must be 0 or more, got {eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
 
     def _update(self, p, g, state):

@@ -159,6 +159,9 @@ def test_load_state_dict_rejects_wrong_sizes():
     ({"lr": -1e-3}, "lr must be positive"),
     ({"betas": (1.0, 0.999)}, "betas must be in"),
     ({"betas": (0.9, -0.1)}, "betas must be in"),
+    ({"betas": (0.9,)}, r"betas must be in \[0, 1\), two of them \(beta1, beta2\), got \(0.9,\)"),
+    ({"betas": 0.5}, "two of them"),
+    ({"eps": -1e-8}, "eps must be 0 or more, got -1e-08"),
 ])
 def test_adam_rejects_bad_hyper_parameters(kwargs, words):
     with pytest.raises(ValueError, match=words):
@@ -170,6 +173,8 @@ def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
         optim.SGD([Parameter(P0.copy())], lr=0)
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="momentum must be 0 or more, got -0.9"):
+        optim.SGD([Parameter(P0.copy())], lr=0.1, momentum=-0.9)
 
 
 def test_lr_property():
