@@ -97,6 +97,8 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad=True):
+        if requires_grad:
+            check_differentiable(self.dtype)
         self.requires_grad = requires_grad
         return self
 
@@ -149,9 +151,15 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
         probe = np.asarray(data)
         dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
     array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
-    if requires_grad and array.dtype.kind != "f":
-        raise TypeError(f"only floating-point tensors can require gradients, got dtype {array.dtype}")
+    if requires_grad:
+        check_differentiable(array.dtype)
     return Tensor(array, requires_grad)
+
+
+def check_differentiable(dtype):
+    """Only floating-point values have gradients (an integer moves in steps of 1)."""
+    if dtype.kind != "f":
+        raise TypeError(f"only floating-point tensors can require gradients, got dtype {dtype}")
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):

@@ -19,7 +19,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad)
+        super().__init__(data.data if isinstance(data, Tensor) else data)
+        self.requires_grad_(requires_grad)
 
 
 class Module:
