@@ -179,6 +179,23 @@ def test_state_dicts_load_strictly_into_and_from_the_same_model_in_pytorch(name,
             np.testing.assert_array_equal(v, state[k], err_msg=k)
 
 
+def test_load_state_dict_takes_lists_tensors_and_pytorch_tensors():
+    net = nn.Linear(2, 1)
+    net.load_state_dict({"weight": [[1, 2]], "bias": [0.5]})
+    np.testing.assert_array_equal(net(t([[1.0, 1.0]])).numpy(), [[3.5]])
+    net.load_state_dict({"weight": t([[3, 4]]), "bias": t([0])})
+    np.testing.assert_array_equal(net(t([[1.0, 1.0]])).numpy(), [[7.0]])
+    torch = pytest.importorskip("torch")
+    source = models.dcgan_generator(latent_dim=3, width=2)
+    twin = torch_twin(source, torch)
+    for b in twin.buffers():
+        b.fill_(3)  # statistics and counters unlike a new model's
+    fresh = models.dcgan_generator(latent_dim=3, width=2)
+    fresh.load_state_dict(twin.state_dict())
+    for k, v in twin.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[k], v.numpy(), err_msg=k)
+
+
 def test_batch_norm_counts_its_training_forward_passes():
     # PyTorch's num_batches_tracked: an int64 0-d buffer, one more per training-mode
     # forward pass, none in eval mode.

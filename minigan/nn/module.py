@@ -4,6 +4,8 @@ or Modules are registered automatically; ``state_dict`` holds parameters and buf
 
 from collections import OrderedDict
 
+import numpy as np
+
 from .. import backend
 from ..tensor import Tensor
 
@@ -11,6 +13,14 @@ from ..tensor import Tensor
 def _dotted(prefix, name):
     """The name of ``name`` inside the module named ``prefix`` ("" for the top one)."""
     return f"{prefix}.{name}" if prefix else name
+
+
+def _array(value):
+    """A state dict's value as an array: a NumPy or CuPy array as it is, a Tensor's
+    array, anything else through NumPy (a list, a number, a tensor of PyTorch's)."""
+    if isinstance(value, Tensor):
+        return value.data
+    return value if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__") else np.asarray(value)
 
 
 class Parameter(Tensor):
@@ -158,6 +168,7 @@ class Module:
             problems.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        state_dict = {k: _array(v) for k, v in state_dict.items()}
         for name, value in state_dict.items():
             if name in own and tuple(value.shape) != own[name].shape:
                 problems.append(f"{name}: shape {tuple(value.shape)} in the state dict, {own[name].shape} in the model")
@@ -167,7 +178,7 @@ class Module:
             if name in own:
                 target = own[name]
                 xp = backend.get_xp(target.data)
-                target.data[...] = xp.asarray(backend.to_device(value, target.device) if hasattr(value, "dtype") else value, dtype=target.dtype)
+                target.data[...] = xp.asarray(backend.to_device(value, target.device), dtype=target.dtype)
                 target.changed_in_place()
 
     def extra_repr(self):
