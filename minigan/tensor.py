@@ -145,6 +145,8 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     device = backend.resolve_device(device)
     if isinstance(data, Tensor):
         data = data.data
+    elif (unwrapped := _numpy_of_tensors(data)) is not None:
+        data = np.asarray(unwrapped)  # e.g. a list of 0-d losses: one array, of their dtype
     xp = backend.xp_for(device)
     dtype = _dtype(dtype)
     if dtype is None and not hasattr(data, "dtype"):
@@ -160,6 +162,18 @@ def check_differentiable(dtype):
     """Only floating-point values have gradients (an integer moves in steps of 1)."""
     if dtype.kind != "f":
         raise TypeError(f"only floating-point tensors can require gradients, got dtype {dtype}")
+
+
+def _numpy_of_tensors(data):
+    """``data`` (a list, maybe nested) with each Tensor in it as a NumPy array, or None
+    where it holds no Tensor (NumPy would keep a Tensor as an opaque object)."""
+    if isinstance(data, Tensor):
+        return backend.to_numpy(data.data)
+    if isinstance(data, (list, tuple)):
+        parts = [_numpy_of_tensors(d) for d in data]
+        if any(p is not None for p in parts):
+            return [d if p is None else p for d, p in zip(data, parts)]
+    return None
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):

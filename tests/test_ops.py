@@ -334,6 +334,16 @@ def test_tensor_copies_the_array_it_is_given():
     assert mg.tensor(x).data is not x.data
 
 
+def test_tensor_of_a_list_of_tensors():
+    # e.g. the losses of several steps: their values, not an array of objects.
+    losses = [mg.tensor(1.5), mg.tensor(2.5, dtype="float64") * 2]
+    made = mg.tensor(losses)
+    assert made.dtype == np.float64 and made.shape == (2,)
+    np.testing.assert_array_equal(made.numpy(), [1.5, 5.0])
+    rows = mg.tensor([[mg.tensor([1.0, 2.0])], [mg.tensor([3.0, 4.0])]])
+    assert rows.dtype == np.float32 and rows.shape == (2, 1, 2)
+
+
 def test_shapes_are_taken_as_sizes_or_a_tuple():
     for make in (mg.zeros, mg.ones, mg.randn, mg.rand):
         assert make(2, 3).shape == make((2, 3)).shape == make([2, 3]).shape == (2, 3)
