@@ -51,6 +51,11 @@ def test_one_hot():
     np.testing.assert_array_equal(F.one_hot(np.array([2, 0]), 3, like).numpy(), [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(ValueError, match="labels in 0..9"):
         F.one_hot(np.array([10]), 10, like)
+    for labels in (np.array([0.5, 1.0]), [1.0, 2.0]):  # 0.5 matched no class: a row of zeros
+        with pytest.raises(ValueError, match="expected a 1-D array of integer labels in 0..9"):
+            F.one_hot(labels, 10, like)
+    with pytest.raises(ValueError, match="integer labels"):
+        F.cross_entropy(mg.zeros(2, 3), np.array([0.5, 2.0]))
 
 
 def test_conditional_sample_grid_has_one_row_per_digit():

@@ -100,8 +100,9 @@ def one_hot(labels, num_classes, like):
     labels = labels if hasattr(labels, "ndim") else np.asarray(labels)
     # Checked where the labels are, before they go to like's device: NumPy labels on
     # the host; labels on a GPU in one reduction (reading its result waits for the GPU).
-    if labels.ndim != 1 or bool(((labels < 0) | (labels >= num_classes)).any()):
-        raise ValueError(f"one_hot: expected a 1-D array of labels in 0..{num_classes - 1}, got {labels!r}")
+    # (A label such as 0.5 matched no class: a row of zeros, silently.)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or bool(((labels < 0) | (labels >= num_classes)).any()):
+        raise ValueError(f"one_hot: expected a 1-D array of integer labels in 0..{num_classes - 1}, got {labels!r}")
     xp = get_xp(like.data)
     labels = xp.asarray(labels)
     return Tensor((labels[:, None] == xp.arange(num_classes)).astype(like.dtype))
