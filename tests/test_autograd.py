@@ -189,6 +189,39 @@ def test_each_leaf_gets_a_grad_array_of_its_own():
     np.testing.assert_array_equal(upstream, [1.0, 1.0])
 
 
+# --- in-place operators -----------------------------------------------------------------
+def test_in_place_update_under_no_grad_changes_the_weight_itself():
+    # The hand-written SGD step of PyTorch tutorials: p -= lr·dL/dp, with dL/dp = x = 2.
+    net = mg.nn.Linear(1, 1, bias=False)
+    weight, before = net.weight, net.weight.data.copy()
+    net(mg.tensor(np.full((1, 1), 2.0, np.float32))).sum().backward()
+    with mg.no_grad():
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    assert net.weight is weight and isinstance(weight, mg.nn.Parameter)
+    np.testing.assert_allclose(weight.data, before - 0.2, rtol=1e-6)
+    counts = mg.tensor([1.0, 2.0])
+    alias = counts
+    counts *= 3  # a tensor outside any graph changes in place too
+    np.testing.assert_array_equal(alias.numpy(), [3.0, 6.0])
+
+
+def test_in_place_operators_in_a_graph():
+    x = leaf([1.0, 2.0])
+    loss = (x * x).sum()
+    loss += (3 * x).sum()  # a tensor in the graph: made anew, dL/dx = 2x + 3
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [5.0, 7.0])
+    with pytest.raises(RuntimeError, match=r"in-place -= on a leaf tensor that requires grad \(shape \(2,\)\)"):
+        x -= 1.0
+    with pytest.raises(TypeError, match=r"in-place \+=: the result \(float64, shape \(2, 2\)\) does not fit"):
+        z = mg.tensor(np.zeros(2))
+        z += mg.tensor(np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"the result \(float32, shape \(2,\)\) does not fit into the tensor \(int64"):
+        n = mg.tensor([1, 2])
+        n /= 2
+
+
 def test_mixing_float32_and_float64_raises_naming_both():
     a = mg.tensor(np.ones(2, np.float32))
     b = mg.tensor(np.ones(2, np.float64))

@@ -1,6 +1,7 @@
 """minigan's ops. Each file is one family; each op is a Function with its forward
 and backward side by side. Below, the ops become Tensor's operators and methods."""
 
+from ..autograd import is_grad_enabled
 from ..tensor import Tensor
 from .arithmetic import add, div, mul, neg, pow, sub
 from .conv import conv2d, conv2d_weight, conv_transpose2d
@@ -33,6 +34,37 @@ Tensor.__pow__ = pow
 Tensor.__rpow__ = _swap(pow)
 Tensor.__matmul__ = matmul
 Tensor.__getitem__ = getitem
+
+def _in_place(op, symbol):
+    """``x += y`` and friends change x's own values, as in PyTorch, so that
+    ``p -= lr * p.grad`` under ``mg.no_grad()`` updates the weight p itself (Python's
+    fallback, x = x + y, made a new tensor and left the model as it was). A tensor in
+    a graph is made anew instead (``loss += term``), as that fallback did; a leaf that
+    requires grad refuses, as in PyTorch: the change would be outside any graph."""
+    def update(self, other):
+        if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
+            if self.requires_grad and self.is_leaf:
+                raise RuntimeError(
+                    f"in-place {symbol} on a leaf tensor that requires grad (shape {self.shape}), e.g. a "
+                    f"weight: change weights under `with mg.no_grad():`, or write x = x {symbol[0]} y for a new tensor"
+                )
+            return op(self, other)
+        result = op(self, other)
+        if result.shape != self.shape or result.dtype != self.dtype:
+            raise TypeError(
+                f"in-place {symbol}: the result ({result.dtype}, shape {result.shape}) does not fit into "
+                f"the tensor ({self.dtype}, shape {self.shape}); write x = x {symbol[0]} y for a new tensor"
+            )
+        self.data[...] = result.data
+        self.changed_in_place()
+        return self
+    return update
+
+
+Tensor.__iadd__ = _in_place(add, "+=")
+Tensor.__isub__ = _in_place(sub, "-=")
+Tensor.__imul__ = _in_place(mul, "*=")
+Tensor.__itruediv__ = _in_place(div, "/=")
 
 for _name, _op in {
     "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
