@@ -5,6 +5,7 @@ import kernels
 import numpy as np
 
 from .backend import get_xp, to_device, to_numpy
+from .tensor import Tensor
 
 
 class Optimizer:
@@ -14,6 +15,11 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         first = {}  # id -> position, to name a parameter given twice (it would be updated twice)
         for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):  # a module itself, or PyTorch's {"params": ...} groups
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a tensor; "
+                    "give the optimiser model.parameters() (parameter groups are not supported)"
+                )
             if first.setdefault(id(p), i) != i:
                 raise ValueError(
                     f"{type(self).__name__}: parameter {i} (shape {p.shape}) is parameter {first[id(p)]} "

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import minigan as mg
 from minigan import optim
 from minigan.nn import Parameter
 
@@ -166,6 +167,14 @@ def test_load_state_dict_rejects_wrong_sizes():
 def test_adam_rejects_bad_hyper_parameters(kwargs, words):
     with pytest.raises(ValueError, match=words):
         optim.Adam([Parameter(P0.copy())], **kwargs)
+
+
+def test_an_optimiser_takes_tensors_only():
+    net = mg.nn.Sequential(mg.nn.Linear(2, 1))
+    with pytest.raises(TypeError, match="Adam: parameter 0 is a Linear, not a tensor; give the optimiser model.parameters()"):
+        optim.Adam(net)  # it failed at the first step, on 'Linear' object has no attribute 'grad'
+    with pytest.raises(TypeError, match=r"SGD: parameter 0 is a dict, not a tensor; .*\(parameter groups are not supported\)"):
+        optim.SGD([{"params": net.parameters()}], lr=0.1)
 
 
 def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
