@@ -98,7 +98,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad:
-            check_differentiable(self.dtype)
+            _check_differentiable(self.dtype)
         self.requires_grad = requires_grad
         return self
 
@@ -154,11 +154,11 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
         dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
     array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
     if requires_grad:
-        check_differentiable(array.dtype)
+        _check_differentiable(array.dtype)
     return Tensor(array, requires_grad)
 
 
-def check_differentiable(dtype):
+def _check_differentiable(dtype):
     """Only floating-point values have gradients (an integer moves in steps of 1)."""
     if dtype.kind != "f":
         raise TypeError(f"only floating-point tensors can require gradients, got dtype {dtype}")
