@@ -287,7 +287,8 @@ def test_load_state_dict_missing_key_is_named():
     del state["4.bias"]
     with pytest.raises(RuntimeError, match=r"missing keys: 4\.bias"):
         small_net().load_state_dict(state)
-    small_net().load_state_dict(state, strict=False)  # allowed when not strict
+    skipped = small_net().load_state_dict(state, strict=False)  # allowed when not strict, and said
+    assert skipped.missing_keys == ["4.bias"] and skipped.unexpected_keys == []
 
 
 def test_load_state_dict_unexpected_key_is_named():

@@ -2,12 +2,16 @@
 or Modules are registered automatically; ``state_dict`` holds parameters and buffers
 (such as batch norm's running statistics) by dotted name."""
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+
+
+# What load_state_dict did not load (with strict=False), as PyTorch returns it.
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 def _dotted(prefix, name):
@@ -158,7 +162,8 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values in place; missing, unexpected or mis-shaped entries are errors
-        (a missing optional buffer is not: it keeps its value, as in PyTorch)."""
+        (a missing optional buffer is not: it keeps its value, as in PyTorch). With
+        ``strict=False`` missing and unexpected keys are skipped, and returned."""
         own = OrderedDict(self.named_tensors())
         optional = {_dotted(prefix, name) for prefix, m in self.named_modules() for name in m._optional_buffers}
         missing = [k for k in own if k not in state_dict and k not in optional]
@@ -180,6 +185,7 @@ class Module:
                 xp = backend.get_xp(target.data)
                 target.data[...] = xp.asarray(backend.to_device(value, target.device), dtype=target.dtype)
                 target.changed_in_place()
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self):
         return ""
