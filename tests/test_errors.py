@@ -46,7 +46,9 @@ def raises(exception, message):
         (nn.Flatten(), t(5), "flatten: dimension 1 is out of range for a tensor of shape (5,)"),
         (nn.AvgPool2d(2), t(2, 8, 8), "avg_pool2d: expected a 4-D input (N, C, H, W), got shape (2, 8, 8)"),
         (nn.AvgPool2d(4), t(1, 1, 3, 8), "avg_pool2d: kernel_size 4 is larger than the input's 3×8"),
-        (nn.Upsample(2), t(2, 8), "upsample: expected a 4-D input and a positive integer scale, got shape (2, 8), scale 2"),
+        (nn.Upsample(scale_factor=2), t(2, 8),
+         "upsample: expected a 4-D input and a positive integer scale, got shape (2, 8), scale 2"),
+        (nn.Upsample(16), t(2, 8), "interpolate: expected a 4-D input (N, C, H, W), got shape (2, 8)"),
         # Inside a Sequential, the message names the layer that got the wrong shape.
         (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2)), t(2, 4),
          "Linear(in_features=5, out_features=2, bias=True): expected input of shape (N, 5), got (2, 3)"),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import minigan as mg
+from minigan import nn
 from minigan.nn import functional as F
 
 rng = np.random.default_rng(1234)
@@ -441,3 +442,9 @@ def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():
         F.interpolate(x, 5)
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         F.interpolate(x)
+    # nn.Upsample takes them in the same order: Upsample(6) is the size, as in PyTorch.
+    np.testing.assert_array_equal(nn.Upsample(6)(x).numpy(), want)
+    np.testing.assert_array_equal(nn.Upsample(scale_factor=3)(x).numpy(), want)
+    assert repr(nn.Upsample(6)) == "Upsample(size=6)"
+    with pytest.raises(ValueError, match="Upsample: give exactly one of size and scale_factor"):
+        nn.Upsample()

@@ -190,14 +190,21 @@ class AvgPool2d(Module):
 
 
 class Upsample(Module):
-    def __init__(self, scale_factor=2, mode="nearest"):
+    """PyTorch's argument order: ``Upsample(size)`` or ``Upsample(scale_factor=2)``."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest"):
         super().__init__()
         if mode != "nearest":
             raise ValueError(f"Upsample supports mode='nearest' only, got {mode!r}")
-        self.scale_factor = scale_factor
+        if (size is None) == (scale_factor is None):
+            raise ValueError("Upsample: give exactly one of size and scale_factor")
+        self.size, self.scale_factor = size, scale_factor
 
     def forward(self, x):
-        return F.interpolate(x, scale_factor=self.scale_factor)
+        return F.interpolate(x, self.size, self.scale_factor)
+
+    def extra_repr(self):
+        return f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
 
 
 class Dropout(Module):
