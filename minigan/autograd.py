@@ -184,8 +184,10 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
                 if not any(leads):
                     continue  # nothing grad() was asked about lies below t
                 fn.leads_to_wanted = leads
-            if [p._version for p in fn.inputs] != fn.versions:
-                _changed_input_error(fn)
+            # The values backward reads (its inputs, and the output that some ops, such as
+            # tanh, keep) must be those of the forward pass. An output starts at version 0.
+            if t._version or [p._version for p in fn.inputs] != fn.versions:
+                _changed_values_error(fn, t)
             if create_graph and not fn.twice_differentiable:
                 raise RuntimeError(
                     f"{type(fn).__name__} has no second derivative in minigan (its backward is a "
@@ -209,10 +211,11 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
     return found
 
 
-def _changed_input_error(fn):
-    i, t = next((i, t) for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)) if t._version != v)
+def _changed_values_error(fn, output):
+    changed = [f"input {i} (shape {t.shape})" for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)) if t._version != v]
+    what = changed[0] if changed else f"its output (shape {output.shape}), or a detached copy of it,"
     raise RuntimeError(
-        f"{type(fn).__name__}: input {i} (shape {t.shape}) was changed in place after the forward "
+        f"{type(fn).__name__}: {what} was changed in place after the forward "
         "pass that used it (e.g. by an optimiser step), so its gradient would be computed from the "
         "new values: call backward() before the step, or run the forward pass again"
     )

@@ -14,7 +14,7 @@ from .random import default_generator
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_changes", "__weakref__")
     __array_priority__ = 1000  # so `ndarray * tensor` calls Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
@@ -23,15 +23,20 @@ class Tensor:
         self.grad = None
         self.grad_fn = grad_fn
         # How many times the values were changed in place (an optimiser step, an
-        # initialiser, load_state_dict: see changed_in_place). An op records its
+        # initialiser, load_state_dict, x += y: see changed_in_place), in a cell that
+        # detach() shares, as the two tensors share their values. An op records its
         # inputs' versions, and backward checks them (minigan.autograd).
-        self._version = 0
+        self._changes = [0]
+
+    @property
+    def _version(self):
+        return self._changes[0]
 
     def changed_in_place(self):
         """Note that ``self.data``'s values were just overwritten in place. A graph
         recorded before then would compute gradients from the new values, silently
         wrong, so a backward pass through it refuses to run (as in PyTorch)."""
-        self._version += 1
+        self._changes[0] += 1
 
     # --- what the tensor is ---------------------------------------------------
     @property
@@ -93,8 +98,11 @@ class Tensor:
         return self.data.item()
 
     def detach(self):
-        """The same data as a new leaf that no gradient flows through."""
-        return Tensor(self.data)
+        """The same data as a new leaf that no gradient flows through. A change to
+        either one's values in place counts as a change to both."""
+        leaf = Tensor(self.data)
+        leaf._changes = self._changes
+        return leaf
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad:

@@ -222,6 +222,18 @@ def test_in_place_operators_in_a_graph():
         n /= 2
 
 
+def test_a_change_through_a_detached_tensor_is_seen_by_backward():
+    # The GAN slip: D's input is G's output detached, then noise is added to it in
+    # place; tanh's backward reads its output, which now holds other values.
+    z = leaf([0.5, -1.0])
+    fake = z.tanh()
+    d_input = fake.detach()
+    with mg.no_grad():
+        d_input += 0.1
+    with pytest.raises(RuntimeError, match="changed in place"):
+        fake.sum().backward()
+
+
 def test_mixing_float32_and_float64_raises_naming_both():
     a = mg.tensor(np.ones(2, np.float32))
     b = mg.tensor(np.ones(2, np.float64))
