@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from minigan.checkpoint import flatten, load_checkpoint
 from minigan.train import Config, Trainer, TrainingError, train
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
+from test_example_cli import ENV, EXAMPLE  # the example, run with this checkout's minigan
 
 # 24 digits in batches of 8: 3 steps an epoch. (The per-epoch metrics are deterministic
 # too, but their classifier would take most of the time.)
@@ -138,7 +137,7 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     out = tmp_path / "run"
     checkpoint = out / "checkpoint.npz"
     run = subprocess.Popen([sys.executable, str(EXAMPLE), *flags, "--epochs", "100", "--out", str(out)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 60
     while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the first checkpoint: training is under way
@@ -154,7 +153,7 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     # Resume to the end of epoch 4 (or one epoch more), then compare with a run straight there.
     epochs = max(4, stopped_at // 3 + 1)
     resumed = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(checkpoint), "--epochs", str(epochs),
-                              "--no-progress"], capture_output=True, text=True, timeout=120)
+                              "--no-progress"], capture_output=True, text=True, timeout=120, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     assert f"trained mlp for {3 * epochs} steps ({3 * epochs - stopped_at} of them in this run) in " in resumed.stdout
     straight = train(Config(model="mlp", **dict(SMALL, epochs=epochs), out=str(tmp_path / "straight")), progress=False)
