@@ -496,5 +496,6 @@ def train(config, resume=None, progress=True, max_steps=None):
         dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
         if trainer.timeline:  # empty when the run stopped before its first epoch's end
             dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
+    # (a Ctrl-C after the last step, while the pictures are drawn, stopped nothing)
     return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds,
-            "steps_run": trainer.step - first_step, "interrupted": stop.requested}
+            "steps_run": trainer.step - first_step, "interrupted": stop.requested and trainer.step < total}

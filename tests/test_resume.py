@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from minigan import train as train_module
 from minigan.checkpoint import flatten, load_checkpoint
 from minigan.train import Config, Trainer, TrainingError, train
 
@@ -130,6 +131,19 @@ def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeyp
     result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     assert result["interrupted"] and result["trainer"].step == 2
     assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
+
+
+def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch):
+    """A Ctrl-C while the final pictures are drawn stops nothing: the run is complete."""
+    plot_losses = train_module.plot_losses
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return plot_losses(*args)
+
+    monkeypatch.setattr(train_module, "plot_losses", interrupted)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert not result["interrupted"] and result["trainer"].step == 6
 
 
 def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
