@@ -456,7 +456,9 @@ def train(config, resume=None, progress=True, max_steps=None):
     steps_per_epoch = len(trainer.loader)
     total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
     if trainer.step >= total:
-        raise TrainingError(f"the checkpoint is at step {trainer.step}, the end of a {total}-step run; ask for more epochs")
+        done = trainer.step // steps_per_epoch
+        raise TrainingError(f"the checkpoint is at step {trainer.step}, after {done} epochs of {steps_per_epoch} steps, "
+                            f"and this run ends at step {total}: ask for more than {done} epochs")
     out, checkpoint = prepare_output(config.out, config.model, resume)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)

@@ -70,8 +70,13 @@ def test_resume_must_keep_the_run_settings(tmp_path):
 
 def test_resume_at_the_end_of_the_run_asks_for_more_epochs(tmp_path):
     done = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
-    with pytest.raises(TrainingError, match="the checkpoint is at step 6, the end of a 6-step run; ask for more epochs"):
+    with pytest.raises(TrainingError, match="the checkpoint is at step 6, after 2 epochs of 3 steps, and this run "
+                                            "ends at step 6: ask for more than 2 epochs"):
         train(Config(model="mlp", out=str(tmp_path), **SMALL), resume=done["checkpoint"], progress=False)
+    # Fewer epochs than the checkpoint has done: this run would end before it.
+    with pytest.raises(TrainingError, match="the checkpoint is at step 6, after 2 epochs of 3 steps, and this run "
+                                            "ends at step 3: ask for more than 2 epochs"):
+        train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, epochs=1)), resume=done["checkpoint"], progress=False)
 
 
 def test_a_run_refuses_a_folder_holding_another_runs_checkpoint(tmp_path):
