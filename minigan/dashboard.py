@@ -46,10 +46,11 @@ def write_epoch(trainer, out, epoch, steps):
 
 
 def _smooth(values, width=25):
-    """Running mean over ``width`` steps (the raw per-step curve is very noisy)."""
+    """Running mean over ``width`` steps (the raw per-step curve is very noisy), or over
+    half the steps of a shorter run, which keeps a curve (a full-width mean is one point)."""
     if len(values) == 0:
         return np.asarray(values, dtype=float)
-    width = max(1, min(width, len(values)))
+    width = max(1, min(width, len(values) // 2))
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 

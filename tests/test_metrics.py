@@ -155,3 +155,12 @@ def test_dashboard_of_a_run_with_no_steps_yet(tmp_path):
 
     save_dashboard([], [], {}, str(tmp_path / "dashboard.png"))  # empty curves, not a crash
     assert (tmp_path / "dashboard.png").stat().st_size > 0
+
+
+def test_the_dashboards_running_mean_leaves_a_short_run_a_curve():
+    # 25 steps wide on a long run; a run of 8 steps still gets a curve of several
+    # points (one point alone draws no line).
+    assert len(dashboard._smooth(np.arange(100.0))) == 100 - 25 + 1
+    smoothed = dashboard._smooth(np.arange(8.0))
+    assert len(smoothed) >= 4
+    np.testing.assert_allclose(np.diff(smoothed), 1.0)  # the running mean of a ramp is a ramp
