@@ -128,5 +128,5 @@ def save_timeline(timeline, path):
     epochs = sorted(timeline)
     stacked = np.stack([timeline[e] for e in epochs], axis=1)  # (samples, epochs, 1, 28, 28)
     n, k = stacked.shape[:2]
-    save_grid(stacked.reshape(n * k, *stacked.shape[2:]), path, nrow=k,
-              title=f"fixed noise, epochs {epochs[0]} to {epochs[-1]}")
+    which = f"epoch {epochs[0]}" if k == 1 else f"epochs {epochs[0]} to {epochs[-1]}"
+    save_grid(stacked.reshape(n * k, *stacked.shape[2:]), path, nrow=k, title=f"fixed noise, {which}")

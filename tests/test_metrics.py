@@ -164,3 +164,15 @@ def test_the_dashboards_running_mean_leaves_a_short_run_a_curve():
     smoothed = dashboard._smooth(np.arange(8.0))
     assert len(smoothed) >= 4
     np.testing.assert_allclose(np.diff(smoothed), 1.0)  # the running mean of a ramp is a ramp
+
+
+def test_a_short_timelines_title_fits_in_its_picture(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(dashboard.plt, "close", figures.append)  # keep the figure to measure it
+    # One column (a run that reported one epoch): 32 pixels of grid, narrower than the title.
+    dashboard.save_timeline({3: np.zeros((8, 1, 28, 28), np.float32)}, tmp_path / "timeline.png")
+    (figure,) = figures
+    (title,) = figure.texts
+    assert title.get_text() == "fixed noise, epoch 3"
+    box = title.get_window_extent(figure.canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width
