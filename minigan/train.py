@@ -213,7 +213,7 @@ class Trainer:
             self.fixed_labels = np.repeat(np.arange(10), 8)
         else:
             self.fixed_z, self.fixed_labels = self._tensor(fixed.standard_normal((64, cfg.latent_dim))), None
-        self._evaluator = None  # made at the first epoch's end (it may train the classifier first)
+        self._evaluator = None  # made by train() before the first step (it may train the classifier first)
         # 1,000 samples scored at every epoch's end: the same z each time (and 100 of each class)
         self.eval_noise = (np.random.default_rng([cfg.seed, 3]).standard_normal((1000, cfg.latent_dim)),
                            np.arange(1000) % 10 if cfg.conditional else None)
@@ -462,6 +462,9 @@ def train(config, resume=None, progress=True, max_steps=None):
     out, checkpoint = prepare_output(config.out, config.model, resume)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
+    # The metrics' classifier (trained, a minute or so, the first time) before the first
+    # step: a Ctrl-C meanwhile stops at once, and no epoch is lost if it cannot be had.
+    trainer.evaluator
     start, first_step = time.perf_counter(), trainer.step
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from minigan import metrics
 from minigan import train as train_module
 from minigan.checkpoint import flatten, load_checkpoint
 from minigan.train import Config, Trainer, TrainingError, train
@@ -149,6 +150,19 @@ def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch
     monkeypatch.setattr(train_module, "plot_losses", interrupted)
     result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     assert not result["interrupted"] and result["trainer"].step == 6
+
+
+def test_ctrl_c_while_the_metrics_classifier_trains_stops_at_once(tmp_path, monkeypatch):
+    """The first run trains the classifier behind the metrics (a minute or so): before
+    the first step, so that a Ctrl-C then stops the run at once, with nothing to save."""
+    def load_classifier(**kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while it trains
+        raise AssertionError("the Ctrl-C did not stop the run")
+
+    monkeypatch.setattr(metrics, "load_classifier", load_classifier)
+    with pytest.raises(KeyboardInterrupt):
+        train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, metrics=True)), progress=False)
+    assert not (tmp_path / "checkpoint.npz").exists()
 
 
 def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
