@@ -435,7 +435,8 @@ def prepare_output(out, model, resume=None):
             pass
         os.unlink(probe)
     except OSError as e:
-        raise TrainingError(f"cannot write to the output folder {out!r}: {e.strerror}") from None
+        why = "it is a file" if os.path.isfile(out) else e.strerror  # (not "File exists")
+        raise TrainingError(f"cannot write to the output folder {out!r}: {why}") from None
     return out, checkpoint
 
 
