@@ -110,6 +110,15 @@ def test_classifier_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_p
     assert "fid" in result["trainer"].epoch_metrics[-1]
 
 
+def test_metrics_command_checks_its_json_path_before_the_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(metrics, "load_classifier", lambda **kwargs: pytest.fail("started the work"))
+    path = tmp_path / "no-such-folder" / "bounds.json"
+    with pytest.raises(SystemExit) as exit_:
+        metrics.main(["--json", str(path)])
+    assert exit_.value.code == 2
+    assert f"error: argument --json: cannot write {path}: no folder {path.parent}" in capsys.readouterr().err
+
+
 def test_cross_entropy_and_log_softmax():
     x = mg.tensor(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]), dtype="float64")
     logp = F.log_softmax(x).numpy()
