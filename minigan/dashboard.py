@@ -13,6 +13,7 @@ import json
 import os
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from .plots import plt, save_grid
@@ -74,12 +75,15 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
     for ax, key, title in ((ax_fid, "fid", "classifier-FID (lower is better)"),
                            (ax_score, "score", "classifier score (max 10)"),
                            (ax_cov, "classes_hit", "classes covered")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if not measured:
+            continue
         ax.plot(x, [e[key] for e in measured], "o-", label="samples")
         for name, style in (("floor", "g--"), ("ceiling", "r:")):
             if name in bounds:
                 ax.axhline(bounds[name][key], color=style[0], ls=style[1:], label=f"{name} (real)" if name == "floor" else f"{name} (noise)")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 2.5
         ax.legend(fontsize=8)
     if bounds:
         ax_fid.set_yscale("log")
@@ -88,9 +92,14 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
         ax_hist.bar(range(NUM_CLASSES), measured[-1]["histogram"])
         ax_hist.axhline(1 / NUM_CLASSES, color="g", ls="--", label="uniform")
         ax_hist.legend(fontsize=8)
-    ax_hist.set_xticks(range(NUM_CLASSES))
+        ax_hist.set_xticks(range(NUM_CLASSES))
     ax_hist.set_xlabel("predicted class")
     ax_hist.set_title("classes of the last samples")
+    if not measured:  # a run with Config.metrics off: say why these panels are empty
+        for ax in (ax_hist, ax_fid, ax_score, ax_cov):
+            ax.text(0.5, 0.5, "not measured in this run", transform=ax.transAxes, ha="center", color="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -185,3 +185,27 @@ def test_a_short_timelines_title_fits_in_its_picture(tmp_path, monkeypatch):
     assert title.get_text() == "fixed noise, epoch 3"
     box = title.get_window_extent(figure.canvas.get_renderer())
     assert 0 <= box.x0 and box.x1 <= figure.bbox.width
+
+
+def _dashboard_figure(tmp_path, monkeypatch, epochs):
+    """The figure save_dashboard draws for these epoch records (kept open to look at)."""
+    figures = []
+    monkeypatch.setattr(dashboard.plt, "close", figures.append)
+    history = [{"loss_d": 1.0, "loss_g": 1.0, "d_real": 0.6, "d_fake": 0.3}] * 100
+    dashboard.save_dashboard(history, epochs, {}, str(tmp_path / "dashboard.png"))
+    (figure,) = figures
+    return figure.axes  # losses, D's outputs, classes; FID, score, classes covered
+
+
+def test_the_dashboards_epoch_axes_count_whole_epochs(tmp_path, monkeypatch):
+    record = {"fid": 50.0, "score": 8.0, "classes_hit": 10, "histogram": [0.1] * 10}
+    axes = _dashboard_figure(tmp_path, monkeypatch, [dict(record, epoch=e) for e in range(1, 21)])
+    for ax in axes[3:]:
+        assert ax.get_xlabel() == "epoch"
+        assert all(tick == int(tick) for tick in ax.get_xticks()), ax.get_xticks()
+
+
+def test_the_dashboard_of_a_run_without_metrics_says_so(tmp_path, monkeypatch):
+    axes = _dashboard_figure(tmp_path, monkeypatch, [{"epoch": 1, "loss_d": 1.0}])  # metrics=False: no fid
+    for ax in axes[2:]:
+        assert [text.get_text() for text in ax.texts] == ["not measured in this run"]
