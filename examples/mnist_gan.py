@@ -7,11 +7,12 @@
     python examples/mnist_gan.py --conditional      # G(z, y): one row of samples per digit
     python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz --epochs 10
 
-Each epoch writes a grid of samples from one fixed noise batch and a checkpoint; the
-end writes the loss curve and prints where everything went. Ctrl-C finishes the
-current step, saves a checkpoint and stops; --resume continues exactly where the
-run stopped, with the checkpoint's settings (only --epochs, --device, --data-dir
-and --out may change).
+Each epoch writes a checkpoint, and every --report-every epochs (1 for the DCGAN, 5
+for the MLP, and the last) a grid of samples from one fixed noise batch, the metrics
+and the dashboard; the end writes the loss curve and prints where everything went.
+Ctrl-C finishes the current step, saves a checkpoint and stops; --resume continues
+exactly where the run stopped, with the checkpoint's settings (only --epochs,
+--device, --data-dir, --out, --no-metrics and --no-progress may change).
 """
 
 import argparse

@@ -8,7 +8,7 @@ previous checkpoint or the new one, never half of one.
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -58,7 +58,11 @@ def savez_atomic(path, arrays, durable=True):
     cut; a cache that can be rebuilt need not)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    # A new name opened exclusively and in binary mode, as tempfile.mkstemp does, but with
+    # the mode of any new file (0666 less the umask): mkstemp's 0600 would stay on the
+    # checkpoint after the rename.
+    tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

@@ -13,6 +13,7 @@ import json
 import os
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from .plots import plt, save_grid
@@ -46,10 +47,11 @@ def write_epoch(trainer, out, epoch, steps):
 
 
 def _smooth(values, width=25):
-    """Running mean over ``width`` steps (the raw per-step curve is very noisy)."""
+    """Running mean over ``width`` steps (the raw per-step curve is very noisy), or over
+    half the steps of a shorter run, which keeps a curve (a full-width mean is one point)."""
     if len(values) == 0:
         return np.asarray(values, dtype=float)
-    width = max(1, min(width, len(values)))
+    width = max(1, min(width, len(values) // 2))
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
@@ -73,12 +75,15 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
     for ax, key, title in ((ax_fid, "fid", "classifier-FID (lower is better)"),
                            (ax_score, "score", "classifier score (max 10)"),
                            (ax_cov, "classes_hit", "classes covered")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if not measured:
+            continue
         ax.plot(x, [e[key] for e in measured], "o-", label="samples")
         for name, style in (("floor", "g--"), ("ceiling", "r:")):
             if name in bounds:
                 ax.axhline(bounds[name][key], color=style[0], ls=style[1:], label=f"{name} (real)" if name == "floor" else f"{name} (noise)")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 2.5
         ax.legend(fontsize=8)
     if bounds:
         ax_fid.set_yscale("log")
@@ -87,9 +92,14 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
         ax_hist.bar(range(NUM_CLASSES), measured[-1]["histogram"])
         ax_hist.axhline(1 / NUM_CLASSES, color="g", ls="--", label="uniform")
         ax_hist.legend(fontsize=8)
-    ax_hist.set_xticks(range(NUM_CLASSES))
+        ax_hist.set_xticks(range(NUM_CLASSES))
     ax_hist.set_xlabel("predicted class")
     ax_hist.set_title("classes of the last samples")
+    if not measured:  # a run with Config.metrics off: say why these panels are empty
+        for ax in (ax_hist, ax_fid, ax_score, ax_cov):
+            ax.text(0.5, 0.5, "not measured in this run", transform=ax.transAxes, ha="center", color="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -127,5 +137,5 @@ def save_timeline(timeline, path):
     epochs = sorted(timeline)
     stacked = np.stack([timeline[e] for e in epochs], axis=1)  # (samples, epochs, 1, 28, 28)
     n, k = stacked.shape[:2]
-    save_grid(stacked.reshape(n * k, *stacked.shape[2:]), path, nrow=k,
-              title=f"fixed noise, epochs {epochs[0]} to {epochs[-1]}")
+    which = f"epoch {epochs[0]}" if k == 1 else f"epochs {epochs[0]} to {epochs[-1]}"
+    save_grid(stacked.reshape(n * k, *stacked.shape[2:]), path, nrow=k, title=f"fixed noise, {which}")

@@ -382,10 +382,11 @@ class DataLoader:
 
 
 def _check_int(name, value, minimum):
-    """Accept Python/NumPy ints (and 0-d int arrays); reject bools, floats."""
-    value = np.asarray(value)
-    if value.shape != () or value.dtype == bool or value.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be an int, got {value!r}")
+    """Accept Python ints (of any size), NumPy ints and 0-d int arrays; reject bools, floats."""
+    if isinstance(value, bool) or not isinstance(value, int):  # (past 64 bits NumPy has no int dtype)
+        value = np.asarray(value)
+        if value.shape != () or value.dtype == bool or value.dtype.kind not in "iu":
+            raise ValueError(f"{name} must be an int, got {value!r}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")

@@ -240,10 +240,18 @@ def format_row(name, m):
 HEADER = f"{'':<34} {'FID':>9} {'score':>6} {'classes':>8} {'KL(hist)':>8}"
 
 
+def _json_path(path):
+    """--json's file, checked before the work (which may train the classifier) rather than after it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {path}: no folder {folder}")
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Train (once) and report the MNIST classifier behind minigan's GAN metrics.")
     p.add_argument("--retrain", action="store_true", help="train again even if a cached classifier exists")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--json", type=_json_path, default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     if args.retrain and os.path.exists(_cache_path()):
         os.unlink(_cache_path())

@@ -29,7 +29,11 @@ def save_grid(images, path, nrow=8, title=None):
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=8, y=0.995)
+        text = fig.suptitle(title, fontsize=8, y=0.995)
+        # A grid of one or two columns is narrower than its title: widen the figure (the
+        # grid keeps its size, centred) so that the title is not cut off at both ends.
+        title_width = text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.1
+        fig.set_figwidth(max(fig.get_figwidth(), title_width))
     fig.savefig(path)
     plt.close(fig)
 

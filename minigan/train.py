@@ -213,7 +213,7 @@ class Trainer:
             self.fixed_labels = np.repeat(np.arange(10), 8)
         else:
             self.fixed_z, self.fixed_labels = self._tensor(fixed.standard_normal((64, cfg.latent_dim))), None
-        self._evaluator = None  # made at the first epoch's end (it may train the classifier first)
+        self._evaluator = None  # made by train() before the first step (it may train the classifier first)
         # 1,000 samples scored at every epoch's end: the same z each time (and 100 of each class)
         self.eval_noise = (np.random.default_rng([cfg.seed, 3]).standard_normal((1000, cfg.latent_dim)),
                            np.arange(1000) % 10 if cfg.conditional else None)
@@ -438,7 +438,8 @@ def prepare_output(out, model, resume=None):
             pass
         os.unlink(probe)
     except OSError as e:
-        raise TrainingError(f"cannot write to the output folder {out!r}: {e.strerror}") from None
+        why = "it is a file" if os.path.isfile(out) else e.strerror  # (not "File exists")
+        raise TrainingError(f"cannot write to the output folder {out!r}: {why}") from None
     return out, checkpoint
 
 
@@ -459,10 +460,15 @@ def train(config, resume=None, progress=True, max_steps=None):
     steps_per_epoch = len(trainer.loader)
     total = config.epochs * steps_per_epoch if max_steps is None else min(max_steps, config.epochs * steps_per_epoch)
     if trainer.step >= total:
-        raise TrainingError(f"the checkpoint is at step {trainer.step}, the end of a {total}-step run; ask for more epochs")
+        done = trainer.step // steps_per_epoch
+        raise TrainingError(f"the checkpoint is at step {trainer.step}, after {done} epochs of {steps_per_epoch} steps, "
+                            f"and this run ends at step {total}: ask for more than {done} epochs")
     out, checkpoint = prepare_output(config.out, config.model, resume)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
+    # The metrics' classifier (trained, a minute or so, the first time) before the first
+    # step: a Ctrl-C meanwhile stops at once, and no epoch is lost if it cannot be had.
+    trainer.evaluator
     start, first_step = time.perf_counter(), trainer.step
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.
@@ -499,5 +505,6 @@ def train(config, resume=None, progress=True, max_steps=None):
         dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
         if trainer.timeline:  # empty when the run stopped before its first epoch's end
             dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
+    # (a Ctrl-C after the last step, while the pictures are drawn, stopped nothing)
     return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds,
-            "steps_run": trainer.step - first_step, "interrupted": stop.requested}
+            "steps_run": trainer.step - first_step, "interrupted": stop.requested and trainer.step < total}

@@ -39,6 +39,16 @@ def test_overwrite_leaves_no_temporary_file(tmp_path):
     assert load_checkpoint(path)[1] == {"step": 2}
 
 
+def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
+    """0666 less the umask, as np.savez gives (the temporary file must not keep it private)."""
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.npz", _arrays(1.0), {"step": 1})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
+
+
 def test_trainer_checkpoint_holds_everything_a_run_needs(tmp_path):
     trainer = Trainer(Config(model="dcgan", **TINY))
     for (real,) in trainer.loader:

@@ -353,6 +353,14 @@ def test_old_iterator_is_retired_by_load_state_dict():
         next(it)
 
 
+def test_loader_takes_a_seed_of_any_size():
+    seed = 2**70  # NumPy's generators take any non-negative int, as the run's --seed does
+    loader = DataLoader(toy(10), batch_size=10, seed=seed)
+    assert np.array_equal(epoch_batches(loader)[0][1], np.random.default_rng([seed, 0]).permutation(10))
+    loader.load_state_dict(loader.state_dict())
+    assert loader.seed == seed
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "4"])
 def test_loader_bad_batch_size(bad):
     with pytest.raises(ValueError, match="batch_size"):

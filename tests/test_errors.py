@@ -360,6 +360,8 @@ def test_output_folder_that_cannot_be_written(tmp_path):
     blocker.write_text("")
     with raises(TrainingError, f"cannot write to the output folder '{blocker / 'run'}': Not a directory"):
         prepare_output(str(blocker / "run"), "mlp")
+    with raises(TrainingError, f"cannot write to the output folder '{blocker}': it is a file"):
+        prepare_output(str(blocker), "mlp")
 
 
 def test_conv_layer_kernel_size_that_is_not_a_pair():

@@ -4,6 +4,7 @@ a non-zero exit status, and no traceback.
 Each case is a fresh Python process, most of whose second goes into importing
 minigan, so the processes run a few at a time and each test checks one result."""
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,11 @@ import pytest
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.train import Config, Trainer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "mnist_gan.py"
+# The script's own folder heads its sys.path, not the checkout: make it import this
+# checkout's minigan rather than whichever one is installed.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 QUICK = ["--model", "mlp", "--limit", "16", "--batch-size", "8", "--no-metrics"]
 
 # name: (flags, the message; {tmp} is the folder with the files below)
@@ -89,7 +94,7 @@ def results(tmp_path_factory):
         flags = [f.format(tmp=tmp) for f in flags]
         # cwd=tmp: a run that gets as far as making its default folder makes it there.
         return subprocess.run([sys.executable, str(EXAMPLE), "--no-progress", *flags],
-                              capture_output=True, text=True, timeout=300, cwd=tmp)
+                              capture_output=True, text=True, timeout=300, cwd=tmp, env=ENV)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = pool.map(run, [flags for flags, _ in CASES.values()])

@@ -110,6 +110,15 @@ def test_classifier_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_p
     assert "fid" in result["trainer"].epoch_metrics[-1]
 
 
+def test_metrics_command_checks_its_json_path_before_the_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(metrics, "load_classifier", lambda **kwargs: pytest.fail("started the work"))
+    path = tmp_path / "no-such-folder" / "bounds.json"
+    with pytest.raises(SystemExit) as exit_:
+        metrics.main(["--json", str(path)])
+    assert exit_.value.code == 2
+    assert f"error: argument --json: cannot write {path}: no folder {path.parent}" in capsys.readouterr().err
+
+
 def test_cross_entropy_and_log_softmax():
     x = mg.tensor(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]), dtype="float64")
     logp = F.log_softmax(x).numpy()
@@ -155,3 +164,48 @@ def test_dashboard_of_a_run_with_no_steps_yet(tmp_path):
 
     save_dashboard([], [], {}, str(tmp_path / "dashboard.png"))  # empty curves, not a crash
     assert (tmp_path / "dashboard.png").stat().st_size > 0
+
+
+def test_the_dashboards_running_mean_leaves_a_short_run_a_curve():
+    # 25 steps wide on a long run; a run of 8 steps still gets a curve of several
+    # points (one point alone draws no line).
+    assert len(dashboard._smooth(np.arange(100.0))) == 100 - 25 + 1
+    smoothed = dashboard._smooth(np.arange(8.0))
+    assert len(smoothed) >= 4
+    np.testing.assert_allclose(np.diff(smoothed), 1.0)  # the running mean of a ramp is a ramp
+
+
+def test_a_short_timelines_title_fits_in_its_picture(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(dashboard.plt, "close", figures.append)  # keep the figure to measure it
+    # One column (a run that reported one epoch): 32 pixels of grid, narrower than the title.
+    dashboard.save_timeline({3: np.zeros((8, 1, 28, 28), np.float32)}, tmp_path / "timeline.png")
+    (figure,) = figures
+    (title,) = figure.texts
+    assert title.get_text() == "fixed noise, epoch 3"
+    box = title.get_window_extent(figure.canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width
+
+
+def _dashboard_figure(tmp_path, monkeypatch, epochs):
+    """The figure save_dashboard draws for these epoch records (kept open to look at)."""
+    figures = []
+    monkeypatch.setattr(dashboard.plt, "close", figures.append)
+    history = [{"loss_d": 1.0, "loss_g": 1.0, "d_real": 0.6, "d_fake": 0.3}] * 100
+    dashboard.save_dashboard(history, epochs, {}, str(tmp_path / "dashboard.png"))
+    (figure,) = figures
+    return figure.axes  # losses, D's outputs, classes; FID, score, classes covered
+
+
+def test_the_dashboards_epoch_axes_count_whole_epochs(tmp_path, monkeypatch):
+    record = {"fid": 50.0, "score": 8.0, "classes_hit": 10, "histogram": [0.1] * 10}
+    axes = _dashboard_figure(tmp_path, monkeypatch, [dict(record, epoch=e) for e in range(1, 21)])
+    for ax in axes[3:]:
+        assert ax.get_xlabel() == "epoch"
+        assert all(tick == int(tick) for tick in ax.get_xticks()), ax.get_xticks()
+
+
+def test_the_dashboard_of_a_run_without_metrics_says_so(tmp_path, monkeypatch):
+    axes = _dashboard_figure(tmp_path, monkeypatch, [{"epoch": 1, "loss_d": 1.0}])  # metrics=False: no fid
+    for ax in axes[2:]:
+        assert [text.get_text() for text in ax.texts] == ["not measured in this run"]

@@ -9,15 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from minigan import metrics
+from minigan import train as train_module
 from minigan.checkpoint import flatten, load_checkpoint
 from minigan.train import Config, Trainer, TrainingError, train
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_gan.py"
+from test_example_cli import ENV, EXAMPLE  # the example, run with this checkout's minigan
 
 # 24 digits in batches of 8: 3 steps an epoch. (The per-epoch metrics are deterministic
 # too, but their classifier would take most of the time.)
@@ -70,8 +71,13 @@ def test_resume_must_keep_the_run_settings(tmp_path):
 
 def test_resume_at_the_end_of_the_run_asks_for_more_epochs(tmp_path):
     done = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
-    with pytest.raises(TrainingError, match="the checkpoint is at step 6, the end of a 6-step run; ask for more epochs"):
+    with pytest.raises(TrainingError, match="the checkpoint is at step 6, after 2 epochs of 3 steps, and this run "
+                                            "ends at step 6: ask for more than 2 epochs"):
         train(Config(model="mlp", out=str(tmp_path), **SMALL), resume=done["checkpoint"], progress=False)
+    # Fewer epochs than the checkpoint has done: this run would end before it.
+    with pytest.raises(TrainingError, match="the checkpoint is at step 6, after 2 epochs of 3 steps, and this run "
+                                            "ends at step 3: ask for more than 2 epochs"):
+        train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, epochs=1)), resume=done["checkpoint"], progress=False)
 
 
 def test_a_run_refuses_a_folder_holding_another_runs_checkpoint(tmp_path):
@@ -133,12 +139,38 @@ def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeyp
     assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
 
 
+def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch):
+    """A Ctrl-C while the final pictures are drawn stops nothing: the run is complete."""
+    plot_losses = train_module.plot_losses
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return plot_losses(*args)
+
+    monkeypatch.setattr(train_module, "plot_losses", interrupted)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert not result["interrupted"] and result["trainer"].step == 6
+
+
+def test_ctrl_c_while_the_metrics_classifier_trains_stops_at_once(tmp_path, monkeypatch):
+    """The first run trains the classifier behind the metrics (a minute or so): before
+    the first step, so that a Ctrl-C then stops the run at once, with nothing to save."""
+    def load_classifier(**kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while it trains
+        raise AssertionError("the Ctrl-C did not stop the run")
+
+    monkeypatch.setattr(metrics, "load_classifier", load_classifier)
+    with pytest.raises(KeyboardInterrupt):
+        train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, metrics=True)), progress=False)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
 def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     flags = ["--model", "mlp", "--limit", "24", "--batch-size", "8", "--report-every", "1", "--no-metrics", "--no-progress"]
     out = tmp_path / "run"
     checkpoint = out / "checkpoint.npz"
     run = subprocess.Popen([sys.executable, str(EXAMPLE), *flags, "--epochs", "100", "--out", str(out)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 60
     while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the first checkpoint: training is under way
@@ -154,7 +186,7 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
     # Resume to the end of epoch 4 (or one epoch more), then compare with a run straight there.
     epochs = max(4, stopped_at // 3 + 1)
     resumed = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(checkpoint), "--epochs", str(epochs),
-                              "--no-progress"], capture_output=True, text=True, timeout=120)
+                              "--no-progress"], capture_output=True, text=True, timeout=120, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     assert f"trained mlp for {3 * epochs} steps ({3 * epochs - stopped_at} of them in this run) in " in resumed.stdout
     straight = train(Config(model="mlp", **dict(SMALL, epochs=epochs), out=str(tmp_path / "straight")), progress=False)
