@@ -213,7 +213,9 @@ class Trainer:
             self.fixed_labels = np.repeat(np.arange(10), 8)
         else:
             self.fixed_z, self.fixed_labels = self._tensor(fixed.standard_normal((64, cfg.latent_dim))), None
-        self._evaluator = None  # made by train() before the first step (it may train the classifier first)
+        # The metrics' classifier is loaded by train() before the first step (it may have to
+        # be trained first); the Evaluator, which reads the real digits, at the first epoch's end.
+        self._classifier = self._evaluator = None
         # 1,000 samples scored at every epoch's end: the same z each time (and 100 of each class)
         self.eval_noise = (np.random.default_rng([cfg.seed, 3]).standard_normal((1000, cfg.latent_dim)),
                            np.arange(1000) % 10 if cfg.conditional else None)
@@ -227,8 +229,14 @@ class Trainer:
     def evaluator(self):
         """The metrics' Evaluator, or None when the run computes no metrics."""
         if self.config.metrics and self._evaluator is None:
-            self._evaluator = metrics.Evaluator(metrics.load_classifier(device=self.device))
+            self._evaluator = metrics.Evaluator(self.classifier())
         return self._evaluator
+
+    def classifier(self):
+        """The metrics' classifier: from the cache, or trained (a minute or so) and cached."""
+        if self._classifier is None:
+            self._classifier = metrics.load_classifier(device=self.device)
+        return self._classifier
 
     def _tensor(self, array):
         return Tensor(backend.to_device(np.asarray(array, dtype=np.float32), self.device))
@@ -468,7 +476,8 @@ def train(config, resume=None, progress=True, max_steps=None):
         json.dump(dataclasses.asdict(config), f, indent=2)
     # The metrics' classifier (trained, a minute or so, the first time) before the first
     # step: a Ctrl-C meanwhile stops at once, and no epoch is lost if it cannot be had.
-    trainer.evaluator
+    if config.metrics:
+        trainer.classifier()
     start, first_step = time.perf_counter(), trainer.step
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.
