@@ -147,6 +147,33 @@ def test_piecewise_linear_gradients_are_masks():
         np.testing.assert_array_equal(X.grad, slope)
 
 
+
+def test_clamp_passes_the_gradient_at_its_bounds_as_pytorch_does():
+    # PyTorch's clamp backward lets the gradient through where min <= x <= max.
+    x = t([-1.0, -0.5, 1.0, 2.0], requires_grad=True)
+    x.clamp(-1.0, 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 1.0, 0.0])
+
+
+def test_batch_norm_statistics_follow_pytorchs_formulas():
+    # Training: normalise with the batch's mean and biased variance, and update
+    # running = (1 - momentum)·running + momentum·batch with the unbiased variance.
+    # Eval: normalise with the running statistics. eps and momentum not the defaults.
+    gen = np.random.default_rng(3)
+    x, gamma, beta = gen.standard_normal((5, 2, 3, 2)), gen.standard_normal(2), gen.standard_normal(2)
+    rm, rv = np.array([0.2, -0.1]), np.array([1.5, 0.7])
+    running_mean, running_var = t(rm), t(rv)
+    eps, momentum, m = 0.1, 0.3, 5 * 3 * 2
+    c = (1, 2, 1, 1)  # per-channel values broadcast over (N, C, H, W)
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    y = F.batch_norm(t(x), running_mean, running_var, t(gamma), t(beta), training=True, momentum=momentum, eps=eps)
+    close(y, (x - mean.reshape(c)) / np.sqrt(var.reshape(c) + eps) * gamma.reshape(c) + beta.reshape(c), atol=1e-12)
+    close(running_mean, (1 - momentum) * rm + momentum * mean)
+    close(running_var, (1 - momentum) * rv + momentum * var * m / (m - 1))
+    rm, rv = running_mean.numpy(), running_var.numpy()
+    y = F.batch_norm(t(x), running_mean, running_var, t(gamma), t(beta), training=False, eps=eps)
+    close(y, (x - rm.reshape(c)) / np.sqrt(rv.reshape(c) + eps) * gamma.reshape(c) + beta.reshape(c), atol=1e-12)
+
 # --- reductions ------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 2)])
 @pytest.mark.parametrize("keepdim", [False, True])
