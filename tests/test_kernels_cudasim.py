@@ -52,6 +52,7 @@ def on_cpu_and_cuda(f, *args):
 
 
 def assert_same(cpu, gpu, dtype):
+    assert type(cpu) is type(gpu) and (not isinstance(cpu, tuple) or len(cpu) == len(gpu))
     for c, g in zip(cpu, gpu) if isinstance(cpu, tuple) else [(cpu, gpu)]:
         assert g.dtype == c.dtype == dtype and g.shape == c.shape
         np.testing.assert_allclose(g, c, **TOL[dtype])
@@ -71,6 +72,11 @@ CONV_CONFIGS = [
     (1, 5, 4, 1, 3, 3, 1, 1, 1, 1),
     (2, 5, 6, 2, 2, 3, 2, 3, 0, 2),
     (1, 4, 3, 3, 5, 1, 3, 2, 2, 0),
+    (2, 1, 1, 1, 1, 1, 1, 1, 0, 0),  # 1×1 images, one channel
+    (1, 1, 1, 2, 3, 3, 2, 2, 1, 1),  # a 1×1 image inside a larger kernel's padding
+    (1, 3, 2, 1, 1, 2, 1, 2, 2, 3),  # padding larger than the kernel
+    (2, 5, 7, 3, 1, 2, 3, 4, 0, 1),  # strides larger than the kernel: pixels no window reads
+    (1, 2, 2, 2, 4, 4, 1, 1, 1, 1),  # a kernel larger than the input
 ]
 
 
@@ -111,8 +117,9 @@ def test_leaky_relu(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_nchw_to_nhwc(dtype):
-    x = np.random.default_rng(4).standard_normal((2, 3, 4, 5)).astype(dtype)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 1), (2, 1, 3, 2)], ids=str)
+def test_nchw_to_nhwc(shape, dtype):
+    x = np.random.default_rng(4).standard_normal(shape).astype(dtype)
     cpu, gpu = on_cpu_and_cuda(kernels.nchw_to_nhwc, x)
     np.testing.assert_array_equal(cpu, x.transpose(0, 2, 3, 1))
     assert_same(cpu, gpu, dtype)
