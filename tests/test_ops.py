@@ -320,6 +320,22 @@ def test_binary_cross_entropy_matches_formula_and_clamps_at_minus_100():
     close(at_edges, [100.0, 100.0, 50.0])
 
 
+
+def test_binary_cross_entropy_gradient_near_0_and_1_follows_pytorch():
+    # dℓ/dp = (p - t) / max(p·(1 - p), 1e-12): exact down to p·(1 - p) = 1e-12, and
+    # finite below it (PyTorch's clamp, at the same place).
+    p = t([1e-6, 1 - 1e-6, 1e-14, 0.5], requires_grad=True)
+    F.binary_cross_entropy(p, t([0.0, 1.0, 0.0, 1.0]), reduction="sum").backward()
+    np.testing.assert_allclose(p.grad, [1 / (1 - 1e-6), -1 / (1 - 1e-6), 1e-14 / 1e-12, -2.0], rtol=1e-6)
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_by_1_over_1_minus_p():
+    x = t(np.random.default_rng(6).uniform(1, 2, size=(50, 80)))  # no zeros of its own
+    y = F.dropout(x, 0.2, training=True, generator=np.random.default_rng(7)).numpy()
+    dropped = y == 0
+    assert abs(dropped.mean() - 0.2) < 0.03  # 4000 draws: the standard deviation is 0.006
+    np.testing.assert_allclose(y[~dropped], x.numpy()[~dropped] / 0.8, rtol=1e-12)
+
 def test_mse_loss():
     a, b = randn(3, 4), randn(3, 4)
     close(F.mse_loss(t(a), t(b)), ((a - b) ** 2).mean(), rtol=1e-14)
