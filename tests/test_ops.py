@@ -360,6 +360,48 @@ def test_cross_entropy_takes_labels_as_an_array_or_a_tensor():
     close(F.cross_entropy(t(x), mg.tensor(labels)), expected, rtol=1e-14)
 
 
+
+# --- convolutions ------------------------------------------------------------------------
+def ref_conv2d(x, w, b, stride, padding):
+    """PyTorch's definition, window by window: out[n, o, i, j] = b[o] + Σ_{c, u, v}
+    w[o, c, u, v] · x_padded[n, c, i·sh + u, j·sw + v] (a cross-correlation)."""
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    kh, kw = w.shape[2:]
+    oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    out = np.empty((x.shape[0], w.shape[0], oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            window = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+            out[:, :, i, j] = np.einsum("ncuv,ocuv->no", window, w) + b
+    return out
+
+
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding):
+    """Each input pixel (i, j) adds x[n, c, i, j]·w[c] (a C_out×kh×kw patch) at
+    (i·sh, j·sw) of the padded output; the padding is then cut off."""
+    (sh, sw), (ph, pw), (oph, opw) = stride, padding, output_padding
+    n, _, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    out = np.zeros((n, w.shape[1], (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw))
+    for i in range(h):
+        for j in range(wd):
+            out[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    return out[:, :, ph : out.shape[2] - ph, pw : out.shape[3] - pw] + b.reshape(1, -1, 1, 1)
+
+
+def test_conv2d_matches_the_definition():
+    x, w, b = randn(2, 3, 7, 6), randn(4, 3, 3, 2), randn(4)
+    for stride, padding in [((1, 1), (0, 0)), ((2, 3), (1, 2)), ((3, 1), (3, 0))]:
+        close(F.conv2d(t(x), t(w), t(b), stride, padding), ref_conv2d(x, w, b, stride, padding), atol=1e-12)
+
+
+def test_conv_transpose2d_matches_the_definition():
+    x, w, b = randn(2, 3, 4, 3), randn(3, 2, 3, 2), randn(2)
+    for stride, padding, output_padding in [((1, 1), (0, 0), (0, 0)), ((2, 3), (1, 0), (1, 2)), ((3, 1), (2, 1), (0, 0))]:
+        y = F.conv_transpose2d(t(x), t(w), t(b), stride, padding, output_padding)
+        close(y, ref_conv_transpose2d(x, w, b, stride, padding, output_padding), atol=1e-12)
+
 # --- making tensors ------------------------------------------------------------------------
 def test_tensor_copies_the_array_it_is_given():
     # As torch.tensor does: training changes the tensor's data in place, not the caller's array.
