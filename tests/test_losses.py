@@ -110,7 +110,6 @@ def test_gradient_penalty_gradient_of_linear_critic():
     np.testing.assert_allclose(w.grad, 2 * (norm - 1) * w.numpy() / norm, rtol=1e-9)
 
 
-
 def test_gradient_penalty_gradient_is_zero_not_nan_where_the_critic_is_flat():
     # ‖∇D‖ has no derivative where ∇D = 0 (a critic with zero weights); the 1e-12
     # under the root makes the gradient 0 there, as PyTorch's norm does, not 0/0.

@@ -147,7 +147,6 @@ def test_piecewise_linear_gradients_are_masks():
         np.testing.assert_array_equal(X.grad, slope)
 
 
-
 def test_clamp_passes_the_gradient_at_its_bounds_as_pytorch_does():
     # PyTorch's clamp backward lets the gradient through where min <= x <= max.
     x = t([-1.0, -0.5, 1.0, 2.0], requires_grad=True)
@@ -320,7 +319,6 @@ def test_binary_cross_entropy_matches_formula_and_clamps_at_minus_100():
     close(at_edges, [100.0, 100.0, 50.0])
 
 
-
 def test_binary_cross_entropy_gradient_near_0_and_1_follows_pytorch():
     # dℓ/dp = (p - t) / max(p·(1 - p), 1e-12): exact down to p·(1 - p) = 1e-12, and
     # finite below it (PyTorch's clamp, at the same place).
@@ -358,7 +356,6 @@ def test_cross_entropy_takes_labels_as_an_array_or_a_tensor():
     expected = (np.log(np.exp(x).sum(1)) - x[np.arange(3), labels]).mean()
     close(F.cross_entropy(t(x), labels), expected, rtol=1e-14)
     close(F.cross_entropy(t(x), mg.tensor(labels)), expected, rtol=1e-14)
-
 
 
 # --- convolutions ------------------------------------------------------------------------
