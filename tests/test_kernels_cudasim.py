@@ -96,7 +96,7 @@ def test_im2col_and_col2im(config, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 5), (3, 2, 100), (40, 3, 1)], ids=str)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 5), (3, 2, 100), (2, 1, 300), (40, 3, 1)], ids=str)
 def test_batch_norm(shape, dtype):
     rng = np.random.default_rng(1)
     x, gy = (rng.standard_normal(shape).astype(dtype) + 1 for _ in range(2))
