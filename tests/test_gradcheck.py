@@ -10,6 +10,7 @@ import pytest
 
 import minigan as mg
 import minigan.ops.unary
+from minigan.autograd import Function
 from minigan.ops.layout import from_nhwc, is_channels_last, to_nhwc
 
 # ``mg.gradcheck`` is the function; the module it lives in (with main, GradcheckError
@@ -156,3 +157,70 @@ def test_random_direction_check_passes_a_right_backward():
 def test_random_direction_check_catches_a_wrong_backward(broken_tanh):
     with pytest.raises(gc.GradcheckError, match="input 0, random direction: analytic .*, numeric"):
         mg.gradcheck(lambda a: a.tanh(), large_input())
+
+
+# --- what gradcheck must never pass ------------------------------------------------------
+class Product(Function):
+    """a * b with a backward that can be made wrong for one input (``wrong``)."""
+
+    wrong = None  # (input index, how its gradient is spoiled)
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs
+        grads = [g * b, g * a]
+        if self.wrong is not None:
+            i, spoil = self.wrong
+            grads[i] = spoil(grads[i])
+        return tuple(grads)
+
+
+SPOILED = {
+    "all zeros": lambda gx: gx * 0,
+    "sign flipped": lambda gx: -gx,
+    "twice too large": lambda gx: gx * 2,
+    "1% too large": lambda gx: gx * 1.01,  # ten times rtol: the tolerance is tight enough
+    "NaN": lambda gx: gx * np.nan,
+}
+
+
+def product_inputs(n):
+    # b is small, so d(ab)/da = b is about 1e-2: a wrong gradient of that size must
+    # not hide under atol either.
+    rng = np.random.default_rng(5)
+    return mg.tensor(rng.standard_normal(n), requires_grad=True), mg.tensor(1e-2 * rng.standard_normal(n), requires_grad=True)
+
+
+@pytest.mark.parametrize("size", [6, 70 * 70], ids=["whole Jacobian", "random direction"])
+@pytest.mark.parametrize("spoil", list(SPOILED))
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_wrong_gradient_of_either_input_fails(monkeypatch, size, spoil, which):
+    a, b = product_inputs(size)
+    assert (2 * size * size <= gc.FULL_JACOBIAN_LIMIT) == (size == 6)  # inputs · outputs: the mode
+    assert mg.gradcheck(Product.apply, a, b)  # right, it passes
+    monkeypatch.setattr(Product, "wrong", (which, SPOILED[spoil]))
+    with pytest.raises(gc.GradcheckError, match=f"input {which}, "):
+        mg.gradcheck(Product.apply, a, b)
+
+
+def test_a_wrong_second_derivative_of_either_input_fails(monkeypatch):
+    # d(ab)/db = g·a with the right values but as a constant: right to first order,
+    # but its derivatives with respect to a (and to g) are lost.
+    a, b = product_inputs(3)
+    assert mg.gradgradcheck(Product.apply, a, b)
+    monkeypatch.setattr(Product, "wrong", (1, lambda gb: gb.detach()))
+    assert mg.gradcheck(Product.apply, a, b)
+    with pytest.raises(gc.GradcheckError):
+        mg.gradgradcheck(Product.apply, a, b)
+
+
+def test_nothing_to_check_is_an_error():
+    # With no input that requires grad there is no gradient to compare, even where
+    # the output has one (through a weight of fn's own): passing would hide a
+    # forgotten requires_grad=True.
+    x = mg.tensor(np.array([0.3, -0.7]))
+    w = mg.tensor(np.array([2.0, 3.0]), requires_grad=True)
+    with pytest.raises(ValueError, match="no input requires grad"):
+        mg.gradcheck(lambda a: a * w, x)

@@ -1,11 +1,14 @@
 """CPU kernels against plain NumPy references written for clarity, not speed."""
 
+import importlib
 import math
 
 import numpy as np
 import pytest
 
 import kernels
+from kernels import _dispatch
+from kernels._compile import CpuLauncher
 from kernels._dispatch import memory_order
 
 DTYPES = [np.float32, np.float64]
@@ -317,3 +320,41 @@ def test_adam_update_writes_through_non_contiguous_arrays():
     for a, b in zip((p, m, v), want):
         assert not a.flags.c_contiguous
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------- parallel loops ---
+
+
+def every_kernel(dtype):
+    """The results of every kernel on small inputs: im2col, col2im, batch norm both
+    ways on (N, C, L) and on rows of channels, leaky ReLU both ways, the NHWC copy
+    and an Adam step."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 5, 4, 2)).astype(dtype)
+    cols = kernels.im2col(x, 3, 2, 2, 1, 1, 1)
+    results = [cols, kernels.col2im(cols, 3, 5, 4, 2, 3, 2, 2, 1, 1, 1)]
+    gamma, beta = rng.standard_normal(2).astype(dtype), rng.standard_normal(2).astype(dtype)
+    for x3 in (x.reshape(3, 2, 20), x.reshape(60, 2, 1)):
+        y, mean, invstd = kernels.batch_norm_forward(x3, gamma, beta, 1e-5)
+        results += [y, mean, invstd, *kernels.batch_norm_backward(x3[::-1].copy(), x3, mean, invstd, gamma)]
+    results += [kernels.leaky_relu_forward(x, 0.2), kernels.leaky_relu_backward(x, x[::-1].copy(), 0.2)]
+    results.append(kernels.nchw_to_nhwc(x))
+    p, m, v = x.reshape(-1).copy(), np.zeros(x.size, dtype), np.zeros(x.size, dtype)
+    kernels.adam_update(p, x.reshape(-1)[::-1].copy(), m, v, 1, 1e-2, 0.9, 0.999, 1e-8)
+    return results + [p, m, v]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parallel_cpu_loops_give_the_serial_results(monkeypatch, dtype):
+    # Launches of _dispatch.PARALLEL_MIN_SIZE values or more (far above the other
+    # tests' sizes) run each CPU loop's parallel build: here every launch does.
+    serial = every_kernel(dtype)
+    monkeypatch.setattr(_dispatch, "PARALLEL_MIN_SIZE", 0)
+    parallel = every_kernel(dtype)
+    launchers = [v for name in ("conv", "batch_norm", "leaky_relu", "layout", "adam")
+                 for v in vars(importlib.import_module(f"kernels.{name}")).values() if isinstance(v, CpuLauncher)]
+    assert len(launchers) == 8 and all(launcher.parallel.signatures for launcher in launchers)  # each ran
+    assert len(parallel) == len(serial)
+    for k, (p, s) in enumerate(zip(parallel, serial)):
+        assert p.dtype == s.dtype == dtype and p.shape == s.shape
+        np.testing.assert_array_equal(p, s, err_msg=f"result {k}")

@@ -110,6 +110,16 @@ def test_gradient_penalty_gradient_of_linear_critic():
     np.testing.assert_allclose(w.grad, 2 * (norm - 1) * w.numpy() / norm, rtol=1e-9)
 
 
+def test_gradient_penalty_gradient_is_zero_not_nan_where_the_critic_is_flat():
+    # ‖∇D‖ has no derivative where ∇D = 0 (a critic with zero weights); the 1e-12
+    # under the root makes the gradient 0 there, as PyTorch's norm does, not 0/0.
+    w = mg.tensor(np.zeros((1, 3)), requires_grad=True)
+    real, fake = mg.tensor(np.ones((4, 3))), mg.tensor(np.zeros((4, 3)))
+    penalty = losses.gradient_penalty(lambda x: F.linear(x, w), real, fake)
+    assert penalty.item() == pytest.approx(1.0, abs=1e-5)  # (‖0‖ - 1)²
+    penalty.backward()
+    np.testing.assert_array_equal(w.grad, 0.0)
+
 def _float64(module):
     for p in module.parameters():
         p.data = p.data.astype(np.float64)

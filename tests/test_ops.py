@@ -152,6 +152,32 @@ def test_piecewise_linear_gradients_are_masks():
         np.testing.assert_array_equal(X.grad, slope)
 
 
+def test_clamp_passes_the_gradient_at_its_bounds_as_pytorch_does():
+    # PyTorch's clamp backward lets the gradient through where min <= x <= max.
+    x = t([-1.0, -0.5, 1.0, 2.0], requires_grad=True)
+    x.clamp(-1.0, 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 1.0, 0.0])
+
+
+def test_batch_norm_statistics_follow_pytorchs_formulas():
+    # Training: normalise with the batch's mean and biased variance, and update
+    # running = (1 - momentum)·running + momentum·batch with the unbiased variance.
+    # Eval: normalise with the running statistics. eps and momentum not the defaults.
+    gen = np.random.default_rng(3)
+    x, gamma, beta = gen.standard_normal((5, 2, 3, 2)), gen.standard_normal(2), gen.standard_normal(2)
+    rm, rv = np.array([0.2, -0.1]), np.array([1.5, 0.7])
+    running_mean, running_var = t(rm), t(rv)
+    eps, momentum, m = 0.1, 0.3, 5 * 3 * 2
+    c = (1, 2, 1, 1)  # per-channel values broadcast over (N, C, H, W)
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    y = F.batch_norm(t(x), running_mean, running_var, t(gamma), t(beta), training=True, momentum=momentum, eps=eps)
+    close(y, (x - mean.reshape(c)) / np.sqrt(var.reshape(c) + eps) * gamma.reshape(c) + beta.reshape(c), atol=1e-12)
+    close(running_mean, (1 - momentum) * rm + momentum * mean)
+    close(running_var, (1 - momentum) * rv + momentum * var * m / (m - 1))
+    rm, rv = running_mean.numpy(), running_var.numpy()
+    y = F.batch_norm(t(x), running_mean, running_var, t(gamma), t(beta), training=False, eps=eps)
+    close(y, (x - rm.reshape(c)) / np.sqrt(rv.reshape(c) + eps) * gamma.reshape(c) + beta.reshape(c), atol=1e-12)
+
 # --- reductions ------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 2)])
 @pytest.mark.parametrize("keepdim", [False, True])
@@ -301,6 +327,21 @@ def test_binary_cross_entropy_matches_formula_and_clamps_at_minus_100():
     close(at_edges, [100.0, 100.0, 50.0])
 
 
+def test_binary_cross_entropy_gradient_near_0_and_1_follows_pytorch():
+    # dℓ/dp = (p - t) / max(p·(1 - p), 1e-12): exact down to p·(1 - p) = 1e-12, and
+    # finite below it (PyTorch's clamp, at the same place).
+    p = t([1e-6, 1 - 1e-6, 1e-14, 0.5], requires_grad=True)
+    F.binary_cross_entropy(p, t([0.0, 1.0, 0.0, 1.0]), reduction="sum").backward()
+    np.testing.assert_allclose(p.grad, [1 / (1 - 1e-6), -1 / (1 - 1e-6), 1e-14 / 1e-12, -2.0], rtol=1e-6)
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_by_1_over_1_minus_p():
+    x = t(np.random.default_rng(6).uniform(1, 2, size=(50, 80)))  # no zeros of its own
+    y = F.dropout(x, 0.2, training=True, generator=np.random.default_rng(7)).numpy()
+    dropped = y == 0
+    assert abs(dropped.mean() - 0.2) < 0.03  # 4000 draws: the standard deviation is 0.006
+    np.testing.assert_allclose(y[~dropped], x.numpy()[~dropped] / 0.8, rtol=1e-12)
+
 def test_mse_loss():
     a, b = randn(3, 4), randn(3, 4)
     close(F.mse_loss(t(a), t(b)), ((a - b) ** 2).mean(), rtol=1e-14)
@@ -324,6 +365,47 @@ def test_cross_entropy_takes_labels_as_an_array_or_a_tensor():
     close(F.cross_entropy(t(x), labels), expected, rtol=1e-14)
     close(F.cross_entropy(t(x), mg.tensor(labels)), expected, rtol=1e-14)
 
+
+# --- convolutions ------------------------------------------------------------------------
+def ref_conv2d(x, w, b, stride, padding):
+    """PyTorch's definition, window by window: out[n, o, i, j] = b[o] + Σ_{c, u, v}
+    w[o, c, u, v] · x_padded[n, c, i·sh + u, j·sw + v] (a cross-correlation)."""
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    kh, kw = w.shape[2:]
+    oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    out = np.empty((x.shape[0], w.shape[0], oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            window = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+            out[:, :, i, j] = np.einsum("ncuv,ocuv->no", window, w) + b
+    return out
+
+
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding):
+    """Each input pixel (i, j) adds x[n, c, i, j]·w[c] (a C_out×kh×kw patch) at
+    (i·sh, j·sw) of the padded output; the padding is then cut off."""
+    (sh, sw), (ph, pw), (oph, opw) = stride, padding, output_padding
+    n, _, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    out = np.zeros((n, w.shape[1], (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw))
+    for i in range(h):
+        for j in range(wd):
+            out[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    return out[:, :, ph : out.shape[2] - ph, pw : out.shape[3] - pw] + b.reshape(1, -1, 1, 1)
+
+
+def test_conv2d_matches_the_definition():
+    x, w, b = randn(2, 3, 7, 6), randn(4, 3, 3, 2), randn(4)
+    for stride, padding in [((1, 1), (0, 0)), ((2, 3), (1, 2)), ((3, 1), (3, 0))]:
+        close(F.conv2d(t(x), t(w), t(b), stride, padding), ref_conv2d(x, w, b, stride, padding), atol=1e-12)
+
+
+def test_conv_transpose2d_matches_the_definition():
+    x, w, b = randn(2, 3, 4, 3), randn(3, 2, 3, 2), randn(2)
+    for stride, padding, output_padding in [((1, 1), (0, 0), (0, 0)), ((2, 3), (1, 0), (1, 2)), ((3, 1), (2, 1), (0, 0))]:
+        y = F.conv_transpose2d(t(x), t(w), t(b), stride, padding, output_padding)
+        close(y, ref_conv_transpose2d(x, w, b, stride, padding, output_padding), atol=1e-12)
 
 # --- making tensors ------------------------------------------------------------------------
 def test_tensor_copies_the_array_it_is_given():

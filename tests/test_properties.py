@@ -14,7 +14,8 @@ from minigan.gradcheck import gradcheck
 from minigan.nn import functional as F
 from minigan.tensor import Tensor
 
-SETTINGS = settings(max_examples=25, deadline=None)
+# Derandomised: each test draws the same examples on every run, so a failure repeats.
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 
 small = st.integers(1, 2)  # batch sizes and channel counts, down to 1
 sizes = st.integers(1, 5)  # image heights and widths

@@ -11,6 +11,13 @@ random-direction check: for a random input direction d and output weights w,
 
     wᵀ·J·d  (numeric: (w·f(x + eps·d) - w·f(x - eps·d)) / 2eps)  vs  (Jᵀw)·d  (backward)
 
+The tolerances are PyTorch's gradcheck defaults: eps = 1e-6, atol = 1e-5,
+rtol = 1e-3, in float64. There a central difference is off from the derivative
+by about eps²·|f'''|/6 (Taylor's remainder, ~1e-13) plus 1e-16·|f|/eps (rounding,
+~1e-10) for values of order 1, so a right backward passes with room to spare,
+while a wrong one (a lost term, a sign, a factor, a transpose) is off by about
+the size of the gradient itself. A NaN always fails.
+
 ``python -m minigan.gradcheck`` runs it over every op and prints a table.
 """
 
@@ -66,6 +73,9 @@ def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     A failure is a message naming the input, the element, the analytic and the
     numeric value.
     """
+    if not _differentiable(inputs):
+        raise ValueError("gradcheck: no input requires grad, so there is no gradient to check: "
+                         "give the inputs to differentiate requires_grad=True")
     for i in _differentiable(inputs):
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64 inputs")
