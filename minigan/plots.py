@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def image_grid(images, nrow=8, pad=2):
@@ -21,13 +22,20 @@ def image_grid(images, nrow=8, pad=2):
     return grid
 
 
-def save_grid(images, path, nrow=8, title=None):
-    """Save images in [-1, 1] as one PNG grid (black digits' background, white strokes)."""
+def save_grid(images, path, nrow=8, title=None, row_labels=None):
+    """Save images in [-1, 1] as one PNG grid (black digits' background, white strokes),
+    with a label to the left of each row if given (e.g. the digit a conditional G drew)."""
     grid = image_grid(images, nrow)
-    fig = plt.figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.3 if title else 0)), dpi=100)
+    margin = 12 if row_labels is not None else 0  # grid pixels to the left, for the labels
+    fig = plt.figure(figsize=((grid.shape[1] + margin) / 40, grid.shape[0] / 40 + (0.3 if title else 0)), dpi=100)
     ax = fig.add_axes([0, 0, 1, grid.shape[0] / (grid.shape[0] + (12 if title else 0))])
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xlim(-0.5 - margin, grid.shape[1] - 0.5)
     ax.axis("off")
+    if row_labels is not None:
+        row_height = (grid.shape[0] - 2) / len(row_labels)  # image_grid's rows, pad included
+        for r, label in enumerate(row_labels):
+            ax.text(-2, 2 + (r + 0.5) * row_height, str(label), ha="right", va="center", fontsize=8)
     if title:
         text = fig.suptitle(title, fontsize=8, y=0.995)
         # A grid of one or two columns is narrower than its title: widen the figure (the
@@ -38,8 +46,9 @@ def save_grid(images, path, nrow=8, title=None):
     plt.close(fig)
 
 
-def plot_losses(history, path):
-    """Loss and D-output curves from a list of per-step dicts with loss_d, loss_g, d_real, d_fake."""
+def plot_losses(history, path, critic=False):
+    """Loss and D-output curves from a list of per-step dicts with loss_d, loss_g, d_real,
+    d_fake (with ``critic``, a WGAN critic's scores: no probabilities)."""
     steps = np.arange(1, len(history) + 1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for key, label in (("loss_d", "loss D"), ("loss_g", "loss G")):
@@ -50,9 +59,11 @@ def plot_losses(history, path):
     for key, label in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
         ax2.plot(steps, [h[key] for h in history], label=label, lw=0.8)
     ax2.set_xlabel("step")
-    if all(0 <= h[k] <= 1 for h in history for k in ("d_real", "d_fake")):
-        ax2.set_ylim(0, 1)  # probabilities (a WGAN critic's scores are not)
-    ax2.set_title("discriminator outputs")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
+    if not critic:
+        ax2.set_ylim(0, 1)  # probabilities
+    ax2.set_title("critic scores" if critic else "discriminator outputs (probabilities)")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -354,6 +354,11 @@ class Trainer:
             self.history.append(values)
         pending.clear()
 
+    def row_labels(self):
+        """The digit of each row of the sample grids (eight samples of each class), or
+        None when G is not conditional."""
+        return None if self.fixed_labels is None else self.fixed_labels[::8]
+
     def samples(self, z=None, labels=None):
         """G's images (or its average's, with cfg.ema) for noise z (an array; default:
         the fixed noise and labels), in eval mode (batch norm on running statistics)."""
@@ -504,13 +509,14 @@ def train(config, resume=None, progress=True, max_steps=None):
             if trainer.step % steps_per_epoch == 0 and (epoch % config.report_every == 0 or epoch == config.epochs):
                 samples = trainer.samples()
                 save_grid(samples, os.path.join(out, f"samples_epoch{epoch:03d}.png"),
-                          title=f"epoch {epoch}, step {trainer.step}")
+                          title=f"epoch {epoch}, step {trainer.step}", row_labels=trainer.row_labels())
                 trainer.timeline[epoch] = samples[::8]  # the first column of the grid
                 dashboard.write_epoch(trainer, out, epoch, steps=steps_per_epoch)
             trainer.save(checkpoint)
         seconds = time.perf_counter() - start
-        save_grid(trainer.samples(), os.path.join(out, "samples_final.png"))
-        plot_losses(trainer.history, os.path.join(out, "losses.png"))
+        save_grid(trainer.samples(), os.path.join(out, "samples_final.png"),
+                  title=f"after {trainer.step} steps", row_labels=trainer.row_labels())
+        plot_losses(trainer.history, os.path.join(out, "losses.png"), critic=config.loss == "wgan-gp")
         dashboard.save_interpolation(trainer, os.path.join(out, "interpolation.png"))
         if trainer.timeline:  # empty when the run stopped before its first epoch's end
             dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minigan as mg
-from minigan import dashboard, metrics
+from minigan import dashboard, metrics, plots
 from minigan.nn import functional as F
 from minigan.train import Config, train
 
@@ -185,6 +185,39 @@ def test_a_short_timelines_title_fits_in_its_picture(tmp_path, monkeypatch):
     assert title.get_text() == "fixed noise, epoch 3"
     box = title.get_window_extent(figure.canvas.get_renderer())
     assert 0 <= box.x0 and box.x1 <= figure.bbox.width
+
+
+def _kept_figure(monkeypatch, draw):
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)  # keep the figure to look at it
+    draw()
+    (figure,) = figures
+    return figure
+
+
+def test_a_conditional_grid_names_the_digit_of_each_row(tmp_path, monkeypatch):
+    images = np.zeros((20, 1, 28, 28), np.float32)
+    figure = _kept_figure(monkeypatch, lambda: plots.save_grid(images, tmp_path / "g.png", nrow=4, row_labels=range(5)))
+    (ax,) = figure.axes
+    assert [t.get_text() for t in ax.texts] == ["0", "1", "2", "3", "4"]
+    renderer = figure.canvas.get_renderer()
+    # Each label sits left of the grid, at the height of its row (five rows of 30 pixels).
+    grid_left = ax.transData.transform((-0.5, 0))[0]
+    rows = [ax.transData.transform((0, 2 + 30 * r + 14))[1] for r in range(5)]
+    for text, y in zip(ax.texts, rows):
+        box = text.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= grid_left and box.y0 <= y <= box.y1
+
+
+def test_the_loss_plot_of_a_critic_shows_scores_not_probabilities(tmp_path, monkeypatch):
+    history = [{"loss_d": -1.0, "loss_g": 0.5, "d_real": 0.2 + 0.1 * i, "d_fake": 0.1} for i in range(3)]
+    for critic, title in ((True, "critic scores"), (False, "discriminator outputs (probabilities)")):
+        figure = _kept_figure(monkeypatch, lambda: plots.plot_losses(history, tmp_path / "l.png", critic=critic))
+        scores = figure.axes[1]
+        assert scores.get_title() == title
+        # Scores are not clipped to [0, 1] (here they are inside it: the old guess took them for probabilities).
+        assert (scores.get_ylim() == (0, 1)) != critic
+        assert all(float(t).is_integer() for t in scores.get_xticks())  # whole steps
 
 
 def _dashboard_figure(tmp_path, monkeypatch, epochs):

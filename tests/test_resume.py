@@ -143,9 +143,9 @@ def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch
     """A Ctrl-C while the final pictures are drawn stops nothing: the run is complete."""
     plot_losses = train_module.plot_losses
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)
-        return plot_losses(*args)
+        return plot_losses(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "plot_losses", interrupted)
     result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
