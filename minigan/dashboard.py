@@ -16,9 +16,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
+from .metrics import HIT_SHARE, NUM_CLASSES
 from .plots import plt, save_grid
-
-NUM_CLASSES = 10
 
 
 def epoch_record(trainer, epoch, steps):
@@ -30,7 +29,7 @@ def epoch_record(trainer, epoch, steps):
     if trainer.evaluator is not None:
         record.update(trainer.evaluator.evaluate(trainer.samples(*trainer.eval_noise)))
         if record["classes_hit"] < NUM_CLASSES:
-            missing = [c for c, share in enumerate(record["histogram"]) if share < 0.2 / NUM_CLASSES]
+            missing = [c for c, share in enumerate(record["histogram"]) if share < HIT_SHARE / NUM_CLASSES]
             tqdm.write(f"warning: epoch {epoch}: the samples cover {record['classes_hit']} of 10 classes "
                        f"(too few {missing}): mode collapse?")
     return record

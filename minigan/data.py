@@ -259,8 +259,9 @@ def read_idx(path, magic):
         raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise DataError(f"{path}: bad magic number 0x{found:08x}, "
-                        f"expected 0x{magic:08x}")
+        gzipped = raw[:2] == b"\x1f\x8b"  # gzip's own magic number
+        raise DataError(f"{path}: bad magic number 0x{found:08x}, expected 0x{magic:08x}"
+                        + (" (the file is gzipped: name it with .gz at the end)" if gzipped else ""))
     if len(raw) < header:
         raise DataError(f"{path}: header needs {header} bytes, file has {len(raw)}")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]

@@ -201,6 +201,14 @@ def test_idx_wrong_magic(idx_dir):
         mnist(folder, split="train")
 
 
+def test_a_gzipped_idx_file_without_gz_in_its_name_is_named_as_such(idx_dir):
+    folder, (tr_x, _), _ = idx_dir
+    write_idx(folder, "train-images-idx3-ubyte.gz", tr_x, 0x803)
+    os.replace(os.path.join(folder, "train-images-idx3-ubyte.gz"), os.path.join(folder, "train-images-idx3-ubyte"))
+    with pytest.raises(DataError, match=r"bad magic number 0x1f8b.*\(the file is gzipped: name it with .gz at the end\)"):
+        mnist(folder, split="train")
+
+
 def test_idx_label_out_of_range(idx_dir):
     folder = idx_dir[0]
     write_idx(folder, "train-labels-idx1-ubyte", np.array([1, 2, 3, 12, 0, 0, 0]), 0x801)
