@@ -513,6 +513,8 @@ def train(config, resume=None, progress=True, max_steps=None):
                 trainer.timeline[epoch] = samples[::8]  # the first column of the grid
                 dashboard.write_epoch(trainer, out, epoch, steps=steps_per_epoch)
             trainer.save(checkpoint)
+        if trainer.step == first_step:  # stopped before its first step: a checkpoint all the same
+            trainer.save(checkpoint)
         seconds = time.perf_counter() - start
         save_grid(trainer.samples(), os.path.join(out, "samples_final.png"),
                   title=f"after {trainer.step} steps", row_labels=trainer.row_labels())

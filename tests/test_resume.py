@@ -152,6 +152,22 @@ def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch
     assert not result["interrupted"] and result["trainer"].step == 6
 
 
+def test_ctrl_c_before_the_first_step_leaves_a_checkpoint_to_resume(tmp_path, monkeypatch):
+    """The example says "saved ... resume with --resume" after any stop: so there must be one."""
+    tqdm = train_module.tqdm
+
+    def progress_bar(*args, **kwargs):  # made once the Ctrl-C handler is in place
+        os.kill(os.getpid(), signal.SIGINT)
+        return tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "tqdm", progress_bar)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert result["interrupted"] and result["trainer"].step == 0
+    monkeypatch.setattr(train_module, "tqdm", tqdm)
+    resumed = train(Config(model="mlp", out=str(tmp_path), **SMALL), resume=result["checkpoint"], progress=False)
+    assert not resumed["interrupted"] and resumed["trainer"].step == 6
+
+
 def test_ctrl_c_while_the_metrics_classifier_trains_stops_at_once(tmp_path, monkeypatch):
     """The first run trains the classifier behind the metrics (a minute or so): before
     the first step, so that a Ctrl-C then stops the run at once, with nothing to save."""
