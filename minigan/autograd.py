@@ -257,14 +257,14 @@ def backward(root, gradient=None, retain_graph=False, create_graph=False):
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
-    """Return d(sum of outputs)/d(input) for each input, without touching ``.grad``.
+    """Return a tuple of d(sum of outputs)/d(input), one per input (a tuple of one for
+    one input, as in PyTorch: ``(gx,) = grad(y, x)``), without touching ``.grad``.
 
     With ``create_graph=True`` the returned gradients are themselves part of a graph
     and can be differentiated again (double backward).
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
@@ -284,4 +284,4 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 "pass allow_unused=True to get None for it"
             )
         result.append(g)
-    return result[0] if single else tuple(result)
+    return tuple(result)

@@ -80,7 +80,7 @@ def gradient_penalty(D, real, fake, cond=(), generator=None):
     # x̂ is a new leaf: the penalty is about D's slope at x̂, not about how x̂ was made.
     x_hat = Tensor(eps * real.data + (1 - eps) * fake.data, requires_grad=True)
     with enable_grad():  # the slope is needed even where the loss is only evaluated
-        slope = grad(D(x_hat, *cond).sum(), x_hat, create_graph=True)  # each sample's own ∇D
+        (slope,) = grad(D(x_hat, *cond).sum(), x_hat, create_graph=True)  # each sample's own ∇D
     # A tiny constant under the root keeps the norm differentiable at a zero gradient.
     norms = ((slope * slope).flatten().sum(1) + 1e-12).sqrt()
     return ((norms - 1) ** 2).mean()

@@ -253,7 +253,8 @@ def test_grad_returns_gradients_without_touching_dot_grad():
     # d(sum x²)/dx = 2x
     x = leaf([1.0, -2.0])
     g = mg.grad((x * x).sum(), x)
-    np.testing.assert_array_equal(g.data, [2.0, -4.0])
+    assert isinstance(g, tuple) and len(g) == 1  # as in PyTorch: g[0] is the gradient, not its first row
+    np.testing.assert_array_equal(g[0].data, [2.0, -4.0])
     assert x.grad is None
 
 
@@ -263,15 +264,15 @@ def test_grad_with_create_graph_gives_second_derivative():
     (dy,) = mg.grad((x * x * x).sum(), [x], create_graph=True)
     np.testing.assert_allclose(dy.data, 3 * x.data**2)
     assert dy.requires_grad
-    d2y = mg.grad(dy.sum(), x)
+    (d2y,) = mg.grad(dy.sum(), x)
     np.testing.assert_allclose(d2y.data, 6 * x.data)
 
 
 def test_grad_of_pow_twice():
     # y = x ** 3 through the Pow op: same derivatives as above
     x = leaf([0.5, 2.0])
-    dy = mg.grad((x**3).sum(), x, create_graph=True)
-    d2y = mg.grad(dy.sum(), x)
+    (dy,) = mg.grad((x**3).sum(), x, create_graph=True)
+    (d2y,) = mg.grad(dy.sum(), x)
     np.testing.assert_allclose(d2y.data, 6 * x.data)
 
 
@@ -292,13 +293,13 @@ class Spy(mg.Function):
 def test_grad_runs_only_the_paths_that_reach_its_inputs():
     # ∂/∂x of sum(x·w) needs no gradient for w: it is not computed.
     x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
-    gx = mg.grad(Spy.apply(x, w).sum(), x)
+    (gx,) = mg.grad(Spy.apply(x, w).sum(), x)
     np.testing.assert_array_equal(gx.data, [3.0, 4.0])
     assert Spy.asked == (True, False)
     # The node that made h lies below what grad() was asked about: it neither runs
     # nor is freed, so a backward through it still works afterwards.
     h = x * x
-    gh = mg.grad((h * h).sum(), h)  # d(h²)/dh = 2h
+    (gh,) = mg.grad((h * h).sum(), h)  # d(h²)/dh = 2h
     np.testing.assert_array_equal(gh.data, [2.0, 8.0])
     h.sum().backward()  # d(x²)/dx = 2x
     np.testing.assert_array_equal(x.grad, [2.0, 4.0])
@@ -319,7 +320,7 @@ def test_backward_after_grad_on_a_kept_graph_computes_every_gradient():
     # L = sum(x·w) + sum(∂/∂x sum(x·w)) = sum(x·w) + sum(w)  =>  dL/dw = x + 1
     x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     y = Spy.apply(x, w).sum()
-    gx = mg.grad(y, x, create_graph=True)
+    (gx,) = mg.grad(y, x, create_graph=True)
     (y + gx.sum()).backward()
     np.testing.assert_array_equal(w.grad, [2.0, 3.0])
     np.testing.assert_array_equal(x.grad, [3.0, 4.0])
