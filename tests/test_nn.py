@@ -100,6 +100,8 @@ def test_train_and_eval_reach_every_submodule():
     assert not any(m.training for m in net.modules())
     net.train()
     assert all(m.training for m in net.modules())
+    with pytest.raises(ValueError, match=r"mode must be True or False, got 'eval' \(for eval mode call .eval\(\)\)"):
+        net.train("eval")
 
 
 def test_eval_mode_changes_dropout_and_batch_norm():

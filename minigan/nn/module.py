@@ -129,6 +129,8 @@ class Module:
 
     # --- modes, devices, gradients -------------------------------------------
     def train(self, mode=True):
+        if not isinstance(mode, bool):  # train("eval") would be training mode: a non-empty string is true
+            raise ValueError(f"train(mode): mode must be True or False, got {mode!r} (for eval mode call .eval())")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
