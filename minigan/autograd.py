@@ -52,6 +52,9 @@ class Function:
 
     released = False  # set once backward has freed what the node saved
     twice_differentiable = True  # False where backward uses a fused kernel of its own
+    # True where the output may be a view of the first input's memory (reshape, permute,
+    # indexing): then the two share their count of in-place changes, as their values.
+    returns_view = False
     # During a grad() pass: for each input, whether it leads to a tensor grad() was
     # asked about (see needs_grad). None: every input that requires grad.
     leads_to_wanted = None
@@ -75,13 +78,18 @@ class Function:
         out = fn.forward(*[t.data for t in inputs], **params)
         if type(out) is not type(first):  # NumPy turns 0-d results into scalars
             out = get_xp(first).asarray(out)
-        if _grad_enabled and any([t.requires_grad for t in inputs]):
+        recorded = _grad_enabled and any([t.requires_grad for t in inputs])
+        result = Tensor(out, requires_grad=True, grad_fn=fn) if recorded else Tensor(out)
+        if cls.returns_view and out.base is not None and get_xp(out).may_share_memory(out, first):
+            result._changes = inputs[0]._changes  # a view: one count of in-place changes for both
+        if recorded:
             fn.inputs = inputs
-            fn.versions = [t._version for t in inputs]  # checked before the backward
-            result = Tensor(out, requires_grad=True, grad_fn=fn)
+            # The versions of what backward reads, checked before it runs: the inputs, and
+            # the output, which some ops keep (tanh's backward reads tanh(x)).
+            fn.versions = [t._version for t in inputs]
+            fn.output_version = result._version
             fn._output = weakref.ref(result)
-            return result
-        return Tensor(out)
+        return result
 
     def output(self):
         """The tensor this op produced (alive whenever its backward runs)."""
@@ -184,9 +192,8 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
                 if not any(leads):
                     continue  # nothing grad() was asked about lies below t
                 fn.leads_to_wanted = leads
-            # The values backward reads (its inputs, and the output that some ops, such as
-            # tanh, keep) must be those of the forward pass. An output starts at version 0.
-            if t._version or [p._version for p in fn.inputs] != fn.versions:
+            # The values backward reads must be those of the forward pass.
+            if t._version != fn.output_version or [p._version for p in fn.inputs] != fn.versions:
                 _changed_values_error(fn, t)
             if create_graph and not fn.twice_differentiable:
                 raise RuntimeError(

@@ -234,6 +234,23 @@ def test_a_change_through_a_detached_tensor_is_seen_by_backward():
         fake.sum().backward()
 
 
+def test_a_change_through_a_view_is_seen_by_backward():
+    w = leaf([[1.0, 2.0], [3.0, 4.0]])
+    for _ in range(2):  # an earlier change to w (an optimiser step) is no reason to refuse
+        with mg.no_grad():
+            w -= 0.5
+    for view in (lambda w: w.reshape(4), lambda w: w.permute(1, 0), lambda w: w[0]):
+        loss = (w * w).sum()  # Mul keeps w for its backward
+        with mg.no_grad():
+            v = view(w)
+            v += 1.0  # changes w's values too
+        with pytest.raises(RuntimeError, match="Mul: input 0 .* was changed in place"):
+            loss.backward()
+    y = w.reshape(4) * 1.0  # a view made from w after its changes: backward runs
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad, np.ones((2, 2)))
+
+
 def test_mixing_float32_and_float64_raises_naming_both():
     a = mg.tensor(np.ones(2, np.float32))
     b = mg.tensor(np.ones(2, np.float64))

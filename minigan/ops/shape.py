@@ -11,6 +11,8 @@ from ..tensor import tuple_arg
 
 
 class Reshape(Function):
+    returns_view = True
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return x.reshape(shape)
@@ -20,6 +22,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    returns_view = True
+
     def forward(self, x, dims):
         self.dims = dims
         return x.transpose(dims)
@@ -33,6 +37,8 @@ class Permute(Function):
 
 
 class GetItem(Function):
+    returns_view = True
+
     def forward(self, x, index):
         self.in_shape, self.index = x.shape, index
         return x[index]
