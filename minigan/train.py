@@ -21,6 +21,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -487,7 +488,11 @@ def train(config, resume=None, progress=True, max_steps=None):
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.
     quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    with _StopRequest() as stop, quiet, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step") as bar:
+    # On a terminal the bar redraws ten times a second; into a log file (not a terminal)
+    # every redraw would be kept, so there it is written once a minute.
+    redraw = 0.1 if sys.stderr.isatty() else 60
+    with _StopRequest() as stop, quiet, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step",
+                                             mininterval=redraw) as bar:
         pending = []  # (step, statistics) not yet read back from the device
         while trainer.step < total and not stop.requested:
             epoch = trainer.step // steps_per_epoch + 1
@@ -500,7 +505,7 @@ def train(config, resume=None, progress=True, max_steps=None):
                     trainer.record(pending)
                     last = trainer.history[-1]
                     bar.set_postfix(loss_D=f"{last['loss_d']:.3f}", loss_G=f"{last['loss_g']:.3f}",
-                                    D_x=f"{last['d_real']:.2f}", D_Gz=f"{last['d_fake']:.2f}")
+                                    D_x=f"{last['d_real']:.2f}", D_Gz=f"{last['d_fake']:.2f}", refresh=False)
                 if trainer.step >= total or stop.requested:
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it
