@@ -227,6 +227,16 @@ def test_mean_of_an_integer_tensor():
         mg.tensor([1, 2]).mean()
 
 
+def test_mean_of_no_values_is_nan_as_in_pytorch():
+    assert np.isnan(mg.zeros(0, 3).mean().item())
+    assert np.isnan(mg.zeros(0, 3).mean(0).numpy()).all()
+
+
+def test_log_softmax_of_a_dim_the_tensor_lacks():
+    with raises(ValueError, "log_softmax: dim 1 is out of range for a tensor of shape (3,)"):
+        F.log_softmax(mg.tensor([1.0, 2.0, 3.0]))
+
+
 def test_len_of_a_0d_tensor():
     with raises(TypeError, "len() of a 0-d tensor"):
         len(mg.tensor(1.0))

@@ -88,6 +88,8 @@ def log_softmax(input, dim=1):
     Subtracting the row maximum m first keeps every exponent <= 0. m is a constant
     here: log_softmax(x - m) = log_softmax(x) for any m, so no gradient is lost.
     """
+    if not -input.ndim <= dim < input.ndim:
+        raise ValueError(f"log_softmax: dim {dim} is out of range for a tensor of shape {input.shape}")
     xp = get_xp(input.data)
     shifted = input - Tensor(xp.max(input.data, axis=dim, keepdims=True))
     return shifted - shifted.exp().sum(dim, keepdim=True).log()

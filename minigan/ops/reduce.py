@@ -63,7 +63,7 @@ def mean(x, dim=None, keepdim=False):
             "convert it first, e.g. mg.tensor(x, dtype='float32')"
         )
     count = math.prod(x.shape[a] for a in _axes(dim, x.ndim))
-    return sum(x, dim, keepdim) * (1.0 / count)
+    return sum(x, dim, keepdim) * (1.0 / count if count else math.nan)  # no values: NaN, as in PyTorch
 
 
 def broadcast_to(x, shape):
