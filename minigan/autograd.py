@@ -84,16 +84,24 @@ class Function:
             result._changes = inputs[0]._changes  # a view: one count of in-place changes for both
         if recorded:
             fn.inputs = inputs
-            # The versions of what backward reads, checked before it runs: the inputs, and
-            # the output, which some ops keep (tanh's backward reads tanh(x)).
+            # The versions of what backward reads: the inputs, checked before it runs, and
+            # the output, checked when a backward reads it (tanh's reads tanh(x)).
             fn.versions = [t._version for t in inputs]
             fn.output_version = result._version
             fn._output = weakref.ref(result)
         return result
 
     def output(self):
-        """The tensor this op produced (alive whenever its backward runs)."""
-        return self._output()
+        """The tensor this op produced (alive whenever its backward runs), with the
+        values of the forward pass."""
+        out = self._output()
+        if out._version != self.output_version:
+            raise RuntimeError(
+                f"{type(self).__name__}: its output (shape {out.shape}), or a view or detached copy of it, "
+                "was changed in place after the forward pass, and its backward reads it: change a copy "
+                "instead (mg.tensor(y) makes one)"
+            )
+        return out
 
     def needs_grad(self, i):
         """Whether this pass wants input ``i``'s gradient (skip the work when it does not)."""
@@ -192,9 +200,8 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
                 if not any(leads):
                     continue  # nothing grad() was asked about lies below t
                 fn.leads_to_wanted = leads
-            # The values backward reads must be those of the forward pass.
-            if t._version != fn.output_version or [p._version for p in fn.inputs] != fn.versions:
-                _changed_values_error(fn, t)
+            if [p._version for p in fn.inputs] != fn.versions:
+                _changed_input_error(fn)
             if create_graph and not fn.twice_differentiable:
                 raise RuntimeError(
                     f"{type(fn).__name__} has no second derivative in minigan (its backward is a "
@@ -218,11 +225,10 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
     return found
 
 
-def _changed_values_error(fn, output):
-    changed = [f"input {i} (shape {t.shape})" for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)) if t._version != v]
-    what = changed[0] if changed else f"its output (shape {output.shape}), or a detached copy of it,"
+def _changed_input_error(fn):
+    i, t = next((i, t) for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)) if t._version != v)
     raise RuntimeError(
-        f"{type(fn).__name__}: {what} was changed in place after the forward "
+        f"{type(fn).__name__}: input {i} (shape {t.shape}) was changed in place after the forward "
         "pass that used it (e.g. by an optimiser step), so its gradient would be computed from the "
         "new values: call backward() before the step, or run the forward pass again"
     )

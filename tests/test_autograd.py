@@ -230,8 +230,22 @@ def test_a_change_through_a_detached_tensor_is_seen_by_backward():
     d_input = fake.detach()
     with mg.no_grad():
         d_input += 0.1
-    with pytest.raises(RuntimeError, match="changed in place"):
+    with pytest.raises(RuntimeError, match=r"Tanh: its output \(shape \(2,\)\), or a view or detached copy of it, "
+                                           "was changed in place after the forward pass, and its backward reads it"):
         fake.sum().backward()
+
+
+def test_an_output_that_backward_does_not_read_may_change():
+    # Mul's backward reads its inputs, not its output: as in PyTorch, changing the
+    # output (or a detached copy of it, e.g. a loss scaled for a log) stops nothing.
+    x = leaf([1.0, 2.0])
+    y = x * 2.0
+    log = y.detach()
+    with mg.no_grad():
+        y += 1.0
+        log *= 100.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
 
 
 def test_a_change_through_a_view_is_seen_by_backward():
