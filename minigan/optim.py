@@ -10,6 +10,11 @@ from .tensor import Tensor
 
 class Optimizer:
     def __init__(self, params, defaults):
+        if isinstance(params, Tensor) or hasattr(params, "parameters"):  # list() of a tensor: its rows
+            raise TypeError(
+                f"{type(self).__name__}: params is a {type(params).__name__}; give an iterable of tensors, "
+                "e.g. model.parameters() or [w]"
+            )
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")

@@ -204,6 +204,8 @@ def test_in_place_update_under_no_grad_changes_the_weight_itself():
     alias = counts
     counts *= 3  # a tensor outside any graph changes in place too
     np.testing.assert_array_equal(alias.numpy(), [3.0, 6.0])
+    counts **= 2
+    np.testing.assert_array_equal(alias.numpy(), [9.0, 36.0])
 
 
 def test_in_place_operators_in_a_graph():

@@ -171,8 +171,14 @@ def test_adam_rejects_bad_hyper_parameters(kwargs, words):
 
 def test_an_optimiser_takes_tensors_only():
     net = mg.nn.Sequential(mg.nn.Linear(2, 1))
-    with pytest.raises(TypeError, match="Adam: parameter 0 is a Linear, not a tensor; give the optimiser model.parameters()"):
-        optim.Adam(net)  # it failed at the first step, on 'Linear' object has no attribute 'grad'
+    for model in (net, net[0]):  # a Sequential listed its layers, a Linear failed on 'not iterable'
+        with pytest.raises(TypeError, match=f"Adam: params is a {type(model).__name__}; give an iterable of tensors"):
+            optim.Adam(model)
+    w = mg.tensor(np.ones((2, 2), np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match=r"SGD: params is a Tensor; .*e.g. model.parameters\(\) or \[w\]"):
+        optim.SGD(w, lr=0.1)  # list(w) gave its rows, which never get a .grad: nothing trained, silently
+    with pytest.raises(TypeError, match="Adam: parameter 1 is a Linear, not a tensor; give the optimiser model.parameters()"):
+        optim.Adam([w, net[0]])
     with pytest.raises(TypeError, match=r"SGD: parameter 0 is a dict, not a tensor; .*\(parameter groups are not supported\)"):
         optim.SGD([{"params": net.parameters()}], lr=0.1)
 

@@ -47,14 +47,14 @@ def _in_place(op, symbol):
             if self.requires_grad and self.is_leaf:
                 raise RuntimeError(
                     f"in-place {symbol} on a leaf tensor that requires grad (shape {self.shape}), e.g. a "
-                    f"weight: change weights under `with mg.no_grad():`, or write x = x {symbol[0]} y for a new tensor"
+                    f"weight: change weights under `with mg.no_grad():`, or write x = x {symbol[:-1]} y for a new tensor"
                 )
             return op(self, other)
         result = op(self, other)
         if result.shape != self.shape or result.dtype != self.dtype:
             raise TypeError(
                 f"in-place {symbol}: the result ({result.dtype}, shape {result.shape}) does not fit into "
-                f"the tensor ({self.dtype}, shape {self.shape}); write x = x {symbol[0]} y for a new tensor"
+                f"the tensor ({self.dtype}, shape {self.shape}); write x = x {symbol[:-1]} y for a new tensor"
             )
         self.data[...] = result.data
         self.changed_in_place()
@@ -66,6 +66,7 @@ Tensor.__iadd__ = _in_place(add, "+=")
 Tensor.__isub__ = _in_place(sub, "-=")
 Tensor.__imul__ = _in_place(mul, "*=")
 Tensor.__itruediv__ = _in_place(div, "/=")
+Tensor.__ipow__ = _in_place(pow, "**=")
 
 for _name, _op in {
     "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
