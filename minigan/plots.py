@@ -26,6 +26,8 @@ def save_grid(images, path, nrow=8, title=None, row_labels=None):
     """Save images in [-1, 1] as one PNG grid (black digits' background, white strokes),
     with a label to the left of each row if given (e.g. the digit a conditional G drew)."""
     grid = image_grid(images, nrow)
+    if row_labels is not None and len(row_labels) != -(-len(images) // nrow):
+        raise ValueError(f"save_grid: {len(row_labels)} row labels for {-(-len(images) // nrow)} rows of {nrow} images")
     margin = 12 if row_labels is not None else 0  # grid pixels to the left, for the labels
     fig = plt.figure(figsize=((grid.shape[1] + margin) / 40, grid.shape[0] / 40 + (0.3 if title else 0)), dpi=100)
     ax = fig.add_axes([0, 0, 1, grid.shape[0] / (grid.shape[0] + (12 if title else 0))])

@@ -492,7 +492,7 @@ def train(config, resume=None, progress=True, max_steps=None):
     # every redraw would be kept, so there it is written once a minute.
     redraw = 0.1 if sys.stderr.isatty() else 60
     with _StopRequest() as stop, quiet, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step",
-                                             mininterval=redraw) as bar:
+                                             mininterval=redraw, maxinterval=redraw) as bar:
         pending = []  # (step, statistics) not yet read back from the device
         while trainer.step < total and not stop.requested:
             epoch = trainer.step // steps_per_epoch + 1

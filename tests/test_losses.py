@@ -120,6 +120,7 @@ def test_gradient_penalty_gradient_is_zero_not_nan_where_the_critic_is_flat():
     penalty.backward()
     np.testing.assert_array_equal(w.grad, 0.0)
 
+
 def _float64(module):
     for p in module.parameters():
         p.data = p.data.astype(np.float64)

@@ -200,6 +200,8 @@ def test_a_conditional_grid_names_the_digit_of_each_row(tmp_path, monkeypatch):
     figure = _kept_figure(monkeypatch, lambda: plots.save_grid(images, tmp_path / "g.png", nrow=4, row_labels=range(5)))
     (ax,) = figure.axes
     assert [t.get_text() for t in ax.texts] == ["0", "1", "2", "3", "4"]
+    with pytest.raises(ValueError, match=r"save_grid: 4 row labels for 5 rows of 4 images"):
+        plots.save_grid(images, tmp_path / "g.png", nrow=4, row_labels=range(4))
     renderer = figure.canvas.get_renderer()
     # Each label sits left of the grid, at the height of its row (five rows of 30 pixels).
     grid_left = ax.transData.transform((-0.5, 0))[0]

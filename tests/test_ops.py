@@ -178,6 +178,7 @@ def test_batch_norm_statistics_follow_pytorchs_formulas():
     y = F.batch_norm(t(x), running_mean, running_var, t(gamma), t(beta), training=False, eps=eps)
     close(y, (x - rm.reshape(c)) / np.sqrt(rv.reshape(c) + eps) * gamma.reshape(c) + beta.reshape(c), atol=1e-12)
 
+
 # --- reductions ------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim", [None, 0, 1, -1, (0, 2)])
 @pytest.mark.parametrize("keepdim", [False, True])
@@ -342,6 +343,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_by_1_over_1_minus_p():
     assert abs(dropped.mean() - 0.2) < 0.03  # 4000 draws: the standard deviation is 0.006
     np.testing.assert_allclose(y[~dropped], x.numpy()[~dropped] / 0.8, rtol=1e-12)
 
+
 def test_mse_loss():
     a, b = randn(3, 4), randn(3, 4)
     close(F.mse_loss(t(a), t(b)), ((a - b) ** 2).mean(), rtol=1e-14)
@@ -406,6 +408,7 @@ def test_conv_transpose2d_matches_the_definition():
     for stride, padding, output_padding in [((1, 1), (0, 0), (0, 0)), ((2, 3), (1, 0), (1, 2)), ((3, 1), (2, 1), (0, 0))]:
         y = F.conv_transpose2d(t(x), t(w), t(b), stride, padding, output_padding)
         close(y, ref_conv_transpose2d(x, w, b, stride, padding, output_padding), atol=1e-12)
+
 
 # --- making tensors ------------------------------------------------------------------------
 def test_tensor_copies_the_array_it_is_given():

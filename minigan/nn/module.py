@@ -24,7 +24,10 @@ def _array(value):
     array, anything else through NumPy (a list, a number, a tensor of PyTorch's)."""
     if isinstance(value, Tensor):
         return value.data
-    return value if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__") else np.asarray(value)
+    cupy = backend.cupy_or_none()
+    if isinstance(value, np.ndarray) or (cupy is not None and isinstance(value, cupy.ndarray)):
+        return value
+    return np.asarray(value)
 
 
 class Parameter(Tensor):

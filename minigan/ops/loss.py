@@ -69,6 +69,8 @@ def binary_cross_entropy(input, target, reduction="mean"):
     _check_same_shape("binary_cross_entropy", input, target)
     x = input.data
     if not bool(((x >= 0) & (x <= 1)).all()):  # a logit given here made log(1 - p) NaN
+        if bool(get_xp(x).isnan(x).any()):
+            raise ValueError("binary_cross_entropy: the input holds NaN (has training diverged?)")
         raise ValueError(
             f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {float(x.min())} "
             f"to {float(x.max())}; for logits (before the sigmoid) use binary_cross_entropy_with_logits"

@@ -44,8 +44,8 @@ class Sum(Function):
 class BroadcastTo(Function):
     def forward(self, x, shape):
         self.in_shape = x.shape
-        # A broadcast view is read-only and shares memory: copy, so that every op
-        # hands out an array of its own.
+        # A broadcast view repeats one value in many places, and is read-only: copy, so
+        # that the result can be written like any other.
         return get_xp(x).broadcast_to(x, shape).copy()
 
     def backward(self, g):
