@@ -224,6 +224,13 @@ def test_in_place_operators_in_a_graph():
         n /= 2
 
 
+def test_a_single_element_is_a_view_too():
+    w = mg.tensor([1.0, 2.0, 3.0])
+    v = w[0]  # NumPy would give a scalar, a copy
+    v += 10.0
+    np.testing.assert_array_equal(w.numpy(), [11.0, 2.0, 3.0])
+
+
 def test_a_change_through_a_detached_tensor_is_seen_by_backward():
     # The GAN slip: D's input is G's output detached, then noise is added to it in
     # place; tanh's backward reads its output, which now holds other values.
@@ -255,7 +262,7 @@ def test_a_change_through_a_view_is_seen_by_backward():
     for _ in range(2):  # an earlier change to w (an optimiser step) is no reason to refuse
         with mg.no_grad():
             w -= 0.5
-    for view in (lambda w: w.reshape(4), lambda w: w.permute(1, 0), lambda w: w[0]):
+    for view in (lambda w: w.reshape(4), lambda w: w.permute(1, 0), lambda w: w[0], lambda w: w[1, 0]):
         loss = (w * w).sum()  # Mul keeps w for its backward
         with mg.no_grad():
             v = view(w)

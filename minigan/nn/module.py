@@ -127,7 +127,9 @@ class Module:
 
     def named_tensors(self):
         """Everything state_dict holds, in PyTorch's order: module by module, each one's
-        parameters, then its buffers (batch-norm statistics), then its children's."""
+        parameters, then its buffers (batch-norm statistics), then its children's. A
+        tensor shared by two modules comes once, under its first name (PyTorch's
+        state_dict lists it under each)."""
         return list(self._named("_parameters", "_buffers"))
 
     # --- modes, devices, gradients -------------------------------------------

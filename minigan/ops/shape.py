@@ -41,7 +41,10 @@ class GetItem(Function):
 
     def forward(self, x, index):
         self.in_shape, self.index = x.shape, index
-        return x[index]
+        parts = index if isinstance(index, tuple) else (index,)
+        # x[0] of a 1-D array is a NumPy scalar, a copy; x[0, ...] is the same value as a
+        # 0-d view, as in PyTorch (basic indexing always gives a view).
+        return x[index] if Ellipsis in parts else x[parts + (Ellipsis,)]
 
     def backward(self, g):
         # The elements that were picked get their gradient; all others get 0.
