@@ -40,8 +40,10 @@ def _in_place(op, symbol):
     """``x += y`` and friends change x's own values, as in PyTorch, so that
     ``p -= lr * p.grad`` under ``mg.no_grad()`` updates the weight p itself (Python's
     fallback, x = x + y, made a new tensor and left the model as it was). Where x or y
-    is in a graph, x is made anew instead (``loss += term``), as that fallback did; a
-    leaf that requires grad refuses, as in PyTorch: the change would be outside any graph."""
+    is in a graph, x is made anew instead (``loss += term``), as that fallback did, so
+    another name for x, or a view of it, keeps the old values (in PyTorch they change
+    too); a leaf that requires grad refuses, as in PyTorch: the change would be outside
+    any graph."""
     def update(self, other):
         if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
             if self.requires_grad and self.is_leaf:
