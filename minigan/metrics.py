@@ -150,8 +150,8 @@ def load_classifier(cache_dir=None, device="cpu", train_if_missing=True, progres
         pass  # no usable cache: train below
     if not train_if_missing:
         raise FileNotFoundError(f"no trained classifier at {path}; run python -m minigan.metrics")
-    if progress:
-        print(f"training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
+    # Said even without progress lines: the run waits a minute or so for it.
+    print(f"training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
     classifier = train_classifier(progress=progress, device=device)
     arrays, meta = {"net": classifier.net.state_dict()}, {"format": CLASSIFIER_FORMAT, "accuracy": classifier.accuracy}
     data.write_cache(path, lambda path: save_checkpoint(path, arrays, meta), "classifier",

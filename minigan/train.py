@@ -233,10 +233,10 @@ class Trainer:
             self._evaluator = metrics.Evaluator(self.classifier())
         return self._evaluator
 
-    def classifier(self):
+    def classifier(self, progress=True):
         """The metrics' classifier: from the cache, or trained (a minute or so) and cached."""
         if self._classifier is None:
-            self._classifier = metrics.load_classifier(device=self.device)
+            self._classifier = metrics.load_classifier(device=self.device, progress=progress)
         return self._classifier
 
     def _tensor(self, array):
@@ -483,7 +483,7 @@ def train(config, resume=None, progress=True, max_steps=None):
     # The metrics' classifier (trained, a minute or so, the first time) before the first
     # step: a Ctrl-C meanwhile stops at once, and no epoch is lost if it cannot be had.
     if config.metrics:
-        trainer.classifier()
+        trainer.classifier(progress)
     start, first_step = time.perf_counter(), trainer.step
     # NaN and infinity are caught by the loss and checkpoint checks, which name the step;
     # NumPy's warnings about them would only repeat that, in the middle of the progress bar.

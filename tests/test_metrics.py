@@ -96,6 +96,15 @@ def test_classifier_is_cached(tmp_path, monkeypatch, quick_classifier):
     assert second.accuracy == quick_classifier.accuracy
 
 
+def test_a_run_without_progress_trains_its_classifier_without_progress_lines(tmp_path, monkeypatch, quick_classifier, capsys):
+    monkeypatch.setenv("MINIGAN_CACHE", str(tmp_path / "cache"))
+    asked = []
+    monkeypatch.setattr(metrics, "train_classifier", lambda **kwargs: asked.append(kwargs["progress"]) or quick_classifier)
+    train(Config(model="mlp", epochs=1, batch_size=16, limit=64, out=str(tmp_path / "run")), progress=False)
+    assert asked == [False]  # (it printed 30 "classifier epoch" lines under --no-progress)
+    assert "training the MNIST classifier for the metrics (once" in capsys.readouterr().out
+
+
 def test_classifier_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, monkeypatch, quick_classifier):
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a file where the cache folder should go
