@@ -8,7 +8,10 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-def image_grid(images, nrow=8, pad=2):
+PAD = 2  # grid pixels around and between the images of a grid
+
+
+def image_grid(images, nrow=8, pad=PAD):
     """Tile (N, 1, H, W) images in [-1, 1] into one (rows·(H+pad), nrow·(W+pad)) array in [0, 1]."""
     images = np.asarray(images, dtype=np.float32)
     n, _, h, w = images.shape
@@ -26,8 +29,9 @@ def save_grid(images, path, nrow=8, title=None, row_labels=None):
     """Save images in [-1, 1] as one PNG grid (black digits' background, white strokes),
     with a label to the left of each row if given (e.g. the digit a conditional G drew)."""
     grid = image_grid(images, nrow)
-    if row_labels is not None and len(row_labels) != -(-len(images) // nrow):
-        raise ValueError(f"save_grid: {len(row_labels)} row labels for {-(-len(images) // nrow)} rows of {nrow} images")
+    rows = -(-len(images) // nrow)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"save_grid: {len(row_labels)} row labels for {rows} rows of {nrow} images")
     margin = 12 if row_labels is not None else 0  # grid pixels to the left, for the labels
     fig = plt.figure(figsize=((grid.shape[1] + margin) / 40, grid.shape[0] / 40 + (0.3 if title else 0)), dpi=100)
     ax = fig.add_axes([0, 0, 1, grid.shape[0] / (grid.shape[0] + (12 if title else 0))])
@@ -35,9 +39,9 @@ def save_grid(images, path, nrow=8, title=None, row_labels=None):
     ax.set_xlim(-0.5 - margin, grid.shape[1] - 0.5)
     ax.axis("off")
     if row_labels is not None:
-        row_height = (grid.shape[0] - 2) / len(row_labels)  # image_grid's rows, pad included
+        row_height = (grid.shape[0] - PAD) / rows  # an image and the pad below it
         for r, label in enumerate(row_labels):
-            ax.text(-2, 2 + (r + 0.5) * row_height, str(label), ha="right", va="center", fontsize=8)
+            ax.text(-PAD, PAD + (r + 0.5) * row_height, str(label), ha="right", va="center", fontsize=8)
     if title:
         text = fig.suptitle(title, fontsize=8, y=0.995)
         # A grid of one or two columns is narrower than its title: widen the figure (the

@@ -39,9 +39,15 @@ def _with_constant(t, value):
     """``t``, and ``value`` as a constant tensor of t's dtype and device (see _operands)."""
     constant = asarray_like(value, t.data)
     if constant.dtype.kind in "iub" and isinstance(value, (float, np.floating)):
-        t = Tensor(t.data.astype(np.float32))  # an integer tensor is in no graph: nothing to keep
+        t = _float32(t)
         constant = asarray_like(value, t.data)
     return t, Tensor(constant)
+
+
+def _float32(t):
+    """An integer (or bool) tensor's values as float32, as PyTorch promotes them. An
+    integer tensor is in no graph: there is nothing to keep."""
+    return Tensor(t.data.astype(np.float32))
 
 
 class Add(Function):
@@ -131,9 +137,7 @@ def mul(a, b):
 def div(a, b):
     a, b = _operands("div", a, b)
     if a.dtype.kind in "iub" and b.dtype.kind in "iub":
-        # True division of integers gives float32, as in PyTorch (NumPy's is float64).
-        # Integer tensors are in no graph: nothing to keep.
-        a, b = (Tensor(t.data.astype(np.float32)) for t in (a, b))
+        a, b = _float32(a), _float32(b)  # true division of integers: float32, not NumPy's float64
     return Div.apply(a, b)
 
 
