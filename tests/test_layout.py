@@ -36,6 +36,20 @@ def test_convolutions_return_channels_last_views(op):
     assert is_channels_last(y.data)
 
 
+def test_a_leaf_image_gets_its_own_channels_last_gradient():
+    # conv2d's input gradient is a channels-last view of col2im's NHWC result; the
+    # leaf's .grad is a copy of it (a view may be shared) in the same memory order:
+    # a straight copy, not a transposing one.
+    rng = np.random.default_rng(0)
+    x = mg.Tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    weight = mg.Tensor(rng.standard_normal((4, 3, 3, 3)))
+    (view,) = mg.grad(F.conv2d(x, weight, stride=2, padding=1).sum(), x)  # grad() hands the array on as it is
+    assert is_channels_last(view.data) and view.data.base is not None
+    F.conv2d(x, weight, stride=2, padding=1).sum().backward()
+    assert is_channels_last(x.grad) and x.grad.base is None
+    np.testing.assert_array_equal(x.grad, view.data)
+
+
 def test_a_block_keeps_channels_last_and_matches_nchw():
     # conv -> BN -> leaky ReLU -> conv, once as minigan runs it and once with every
     # intermediate copied to NCHW: the same values and gradients (float64).
