@@ -1,6 +1,8 @@
 """Optimisers with PyTorch's update rules. They change ``p.data`` in place, outside
 any graph, from the gradients that ``backward`` left in ``p.grad``."""
 
+import math
+
 import kernels
 import numpy as np
 
@@ -73,9 +75,9 @@ class SGD(Optimizer):
     """v = momentum·v + g;  p -= lr·v   (plain gradient descent when momentum = 0)."""
 
     def __init__(self, params, lr, momentum=0.0):
-        if lr <= 0:
-            raise ValueError(f"SGD: lr must be positive, got {lr}")
-        if momentum < 0:
+        if not 0 < lr < math.inf:  # (NaN fails too)
+            raise ValueError(f"SGD: lr must be positive and finite, got {lr}")
+        if not momentum >= 0:
             raise ValueError(f"SGD: momentum must be 0 or more, got {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum})
 
@@ -99,11 +101,11 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        if lr <= 0:
-            raise ValueError(f"Adam: lr must be positive, got {lr}")
+        if not 0 < lr < math.inf:
+            raise ValueError(f"Adam: lr must be positive and finite, got {lr}")
         if np.shape(betas) != (2,) or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
-        if eps < 0:
+        if not eps >= 0:
             raise ValueError(f"Adam: eps must be 0 or more, got {eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
 

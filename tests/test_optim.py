@@ -158,6 +158,9 @@ def test_load_state_dict_rejects_wrong_sizes():
 @pytest.mark.parametrize("kwargs, words", [
     ({"lr": 0.0}, "lr must be positive"),
     ({"lr": -1e-3}, "lr must be positive"),
+    ({"lr": float("nan")}, "lr must be positive and finite, got nan"),  # NaN passed `lr <= 0`: every weight NaN
+    ({"lr": float("inf")}, "lr must be positive and finite, got inf"),
+    ({"eps": float("nan")}, "eps must be 0 or more, got nan"),
     ({"betas": (1.0, 0.999)}, "betas must be in"),
     ({"betas": (0.9, -0.1)}, "betas must be in"),
     ({"betas": (0.9,)}, r"betas must be in \[0, 1\), two of them \(beta1, beta2\), got \(0.9,\)"),
@@ -190,6 +193,10 @@ def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
         optim.SGD([], lr=0.1)
     with pytest.raises(ValueError, match="momentum must be 0 or more, got -0.9"):
         optim.SGD([Parameter(P0.copy())], lr=0.1, momentum=-0.9)
+    with pytest.raises(ValueError, match="momentum must be 0 or more, got nan"):
+        optim.SGD([Parameter(P0.copy())], lr=0.1, momentum=float("nan"))
+    with pytest.raises(ValueError, match="lr must be positive and finite, got nan"):
+        optim.SGD([Parameter(P0.copy())], lr=float("nan"))
 
 
 def test_lr_property():
