@@ -174,7 +174,7 @@ def mlp_gan(fw):
 
 
 def dcgan(fw):
-    """minigan.models' DCGAN (width 64), layer for layer."""
+    """minigan.models' DCGAN (width 64), layer for layer (tests/test_benchmarks.py checks it)."""
     nn = fw.nn
     G = nn.Sequential(
         nn.Linear(LATENT_DIM, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(),

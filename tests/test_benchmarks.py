@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 import minigan
+from minigan import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,3 +63,20 @@ def test_a_memory_bound_row_is_bounded_by_a_copy_of_its_own_size():
         copy, gbyte = run.copy_ceiling(values)
         copy()
         assert gbyte == 2 * 4 * values / 1e9
+
+
+def test_the_benchmarked_models_are_the_examples_models_layer_for_layer():
+    # workloads.py writes each GAN once for both frameworks; with minigan's layers it
+    # must be minigan.models' GAN: the same parameters and buffers and, given the
+    # same weights, the same outputs (train mode: batch norm on the batch).
+    workloads = load_runner().workloads
+    z = minigan.tensor(np.random.default_rng(0).standard_normal((4, workloads.LATENT_DIM)).astype(np.float32))
+    for name, mirror in (("mlp", workloads.mlp_gan), ("dcgan", workloads.dcgan)):
+        (g, d), (g_model, d_model) = mirror(minigan), models.build(name)
+        for ours, theirs in ((g, g_model), (d, d_model)):
+            state = theirs.state_dict()
+            assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in state.items()}
+            ours.load_state_dict(state)
+        images = g_model(z)
+        np.testing.assert_array_equal(g(z).data, images.data)
+        np.testing.assert_array_equal(d(images).data, d_model(images).data)
