@@ -80,6 +80,17 @@ def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():
     np.testing.assert_allclose(b.grad, [0.0, 4 * np.log(2), 0.0], rtol=1e-15)
 
 
+def test_pow_base_gradient_is_zero_where_the_exponent_is_zero():
+    # a^0 = 1 for every a, so d(a^0)/da = 0, at a = 0 too (as in PyTorch), where
+    # b·a^(b-1) would be 0·inf = NaN; for a constant exponent and a tensor one alike.
+    a = t([0.0, 2.0, -3.0], requires_grad=True)
+    (a**0).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0])
+    a = t([0.0, 0.0, 2.0], requires_grad=True)
+    (a ** t([0.0, 2.0, 0.0])).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0])
+
+
 # --- matmul --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "shape_a, shape_b",

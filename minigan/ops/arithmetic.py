@@ -110,14 +110,20 @@ class Pow(Function):
 
     def backward(self, g):
         a, b = self.inputs
+        xp = get_xp(a.data)
         # d(a^b)/da = b·a^(b-1);  d(a^b)/db = a^b·ln a
-        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_grad(0) else None
+        ga = None
+        if self.needs_grad(0):
+            # Where b = 0, a^b is 1 for every a: the gradient is 0 (as in PyTorch), but at
+            # a = 0 it would be 0·0^(-1) = 0·inf = NaN. Base 1 in place of 0 there gives the 0.
+            one = Tensor(xp.asarray((a.data == 0) & (b.data == 0), dtype=a.dtype))
+            ga = unbroadcast(g * b * (a + one) ** (b - 1), a.shape)
         gb = None
         if self.needs_grad(1):
             # Where a = 0 and b > 0, a^b is 0 for every b nearby: the gradient is 0
             # (PyTorch takes 0 at b = 0 too), but a^b·ln a would be 0·(-inf) = NaN.
             # ln 1 = 0 in place of ln 0 at those places gives the 0.
-            flat = Tensor(get_xp(a.data).asarray((a.data == 0) & (b.data >= 0), dtype=a.dtype))
+            flat = Tensor(xp.asarray((a.data == 0) & (b.data >= 0), dtype=a.dtype))
             gb = unbroadcast(g * self.output() * (a + flat).log(), b.shape)
         return ga, gb
 
