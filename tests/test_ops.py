@@ -379,6 +379,19 @@ def test_cross_entropy_takes_labels_as_an_array_or_a_tensor():
     close(F.cross_entropy(t(x), mg.tensor(labels)), expected, rtol=1e-14)
 
 
+def test_cross_entropy_with_a_class_masked_out_by_minus_infinity():
+    # A logit of -inf gives that class probability 0: the loss of another label is
+    # finite, and its gradient there is softmax - one_hot = 0, as in PyTorch (not NaN).
+    x = np.array([[0.0, -np.inf, 1.0], [1.0, 2.0, 3.0]])
+    X = t(x, requires_grad=True)
+    loss = F.cross_entropy(X, [0, 2])
+    loss.backward()
+    row0 = np.array([1.0, 0.0, np.e]) / (1 + np.e)
+    row1 = np.exp(x[1] - x[1].max()) / np.exp(x[1] - x[1].max()).sum()
+    close(loss, (-np.log(row0[0]) - np.log(row1[2])) / 2, rtol=1e-14)
+    np.testing.assert_allclose(X.grad, (np.stack([row0, row1]) - np.eye(3)[[0, 2]]) / 2, rtol=1e-14, atol=1e-17)
+
+
 # --- convolutions ------------------------------------------------------------------------
 def ref_conv2d(x, w, b, stride, padding):
     """PyTorch's definition, window by window: out[n, o, i, j] = b[o] + Σ_{c, u, v}

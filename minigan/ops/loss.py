@@ -97,9 +97,9 @@ def log_softmax(input, dim=1):
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
-def one_hot(labels, num_classes, like):
-    """(N,) integer labels (an array, a list or a tensor) -> (N, num_classes) constant
-    tensor of 0s and 1s with ``like``'s dtype and device."""
+def _class_labels(labels, num_classes, like):
+    """(N,) integer labels (an array, a list or a tensor), checked to lie in
+    0..num_classes - 1, as an array on ``like``'s device."""
     labels = labels.data if isinstance(labels, Tensor) else labels
     labels = labels if hasattr(labels, "ndim") else np.asarray(labels)
     # Checked where the labels are, before they go to like's device: NumPy labels on
@@ -107,15 +107,40 @@ def one_hot(labels, num_classes, like):
     # (A label such as 0.5 matched no class: a row of zeros, silently.)
     if labels.ndim != 1 or labels.dtype.kind not in "iu" or bool(((labels < 0) | (labels >= num_classes)).any()):
         raise ValueError(f"one_hot: expected a 1-D array of integer labels in 0..{num_classes - 1}, got {labels!r}")
+    return get_xp(like.data).asarray(labels)
+
+
+def _one_hot(labels, num_classes, like):
     xp = get_xp(like.data)
-    labels = xp.asarray(labels)
     return Tensor((labels[:, None] == xp.arange(num_classes)).astype(like.dtype))
+
+
+def one_hot(labels, num_classes, like):
+    """(N,) integer labels (an array, a list or a tensor) -> (N, num_classes) constant
+    tensor of 0s and 1s with ``like``'s dtype and device."""
+    return _one_hot(_class_labels(labels, num_classes, like), num_classes, like)
+
+
+class PickClass(Function):
+    """x[n, labels[n]] for each row n of x (N, K): each row's value at its class.
+
+    Picked out by indexing, not by a sum of x times a one-hot mask: a logit of -inf
+    (a class masked out) times 0 would be NaN, and so would the sum."""
+
+    def forward(self, x, labels):
+        self.labels = labels
+        return get_xp(x).take_along_axis(x, labels[:, None], axis=1)[:, 0]
+
+    def backward(self, g):
+        # Each row's gradient goes to its class's entry, 0 to the others.
+        (x,) = self.inputs
+        return (g.reshape(-1, 1) * _one_hot(self.labels, x.shape[1], x),)
 
 
 def cross_entropy(input, labels, reduction="mean"):
     """Multi-class cross entropy on logits (N, K) and integer labels (N,):
-    ℓ_n = -log softmax(x_n)[y_n], picked out by a one-hot mask."""
+    ℓ_n = -log softmax(x_n)[y_n]."""
     if input.ndim != 2 or len(labels) != input.shape[0]:
         raise ValueError(f"cross_entropy: expected logits (N, K) and N labels, got {input.shape} and {len(labels)} labels")
-    picked = (log_softmax(input, 1) * one_hot(labels, input.shape[1], input)).sum(1)
+    picked = PickClass.apply(log_softmax(input, 1), labels=_class_labels(labels, input.shape[1], input))
     return _reduce(-picked, reduction)
