@@ -70,6 +70,17 @@ def test_an_integer_tensor_meeting_a_float_becomes_float32():
     for quotient in (n / 2, 3 / n, n / n):
         assert quotient.dtype == np.float32
     np.testing.assert_array_equal((n / 4).numpy(), [0.25, 0.5])
+    # A float list or array is a float too: it is not cut down to the integers' dtype.
+    for product in (n * [0.5, 0.5], n * np.array([0.5, 0.5]), np.array([0.5, 0.5]) * n):
+        assert product.dtype == np.float32
+        np.testing.assert_array_equal(product.numpy(), [0.5, 1.0])
+    # A bool tensor meeting an integer counts, as int64 (True + 1 is 2, not True).
+    flags = mg.tensor([True, False])
+    for total in (flags + 1, 2 * flags, flags + [1, 1]):
+        assert total.dtype == np.int64
+    np.testing.assert_array_equal((flags + 1).numpy(), [2, 1])
+    np.testing.assert_array_equal((flags * 2).numpy(), [2, 0])
+    assert (flags + True).dtype == np.bool_ and (flags * 0.5).dtype == np.float32
 
 
 def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():

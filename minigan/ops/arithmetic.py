@@ -36,11 +36,18 @@ def _operands(name, a, b):
 
 
 def _with_constant(t, value):
-    """``t``, and ``value`` as a constant tensor of t's dtype and device (see _operands)."""
+    """``t``, and ``value`` as a constant tensor of t's dtype and device (see _operands).
+
+    A float value (a number, a list or an array) meeting an integer or bool t makes
+    t float32 first, and an integer one meeting a bool t makes it int64, as in
+    PyTorch: cast to t's dtype, [1, 2] * [0.5, 0.5] was [0, 0] and True + 1 was True."""
     constant = asarray_like(value, t.data)
-    if constant.dtype.kind in "iub" and isinstance(value, (float, np.floating)):
-        t = _float32(t)
-        constant = asarray_like(value, t.data)
+    kind = constant.dtype.kind
+    if kind in "iub":
+        value_kind = value.dtype.kind if hasattr(value, "dtype") else np.asarray(value).dtype.kind
+        if value_kind == "f" or (kind == "b" and value_kind in "iu"):
+            t = _float32(t) if value_kind == "f" else Tensor(t.data.astype(np.int64))
+            constant = asarray_like(value, t.data)
     return t, Tensor(constant)
 
 
