@@ -83,6 +83,21 @@ def test_an_integer_tensor_meeting_a_float_becomes_float32():
     assert (flags + True).dtype == np.bool_ and (flags * 0.5).dtype == np.float32
 
 
+def test_smooth_functions_of_integers_are_float32():
+    # As in PyTorch; sigmoid's stable form stayed integer (all 0s), and NumPy's exp,
+    # log and tanh of integers are float64.
+    n = mg.tensor([0, 1, 2])
+    for fn, expected in [(lambda a: a.sigmoid(), 1 / (1 + np.exp(-np.arange(3.0)))),
+                         (lambda a: a.exp(), np.exp(np.arange(3.0))),
+                         (lambda a: (a + 1).log(), np.log(np.arange(1.0, 4.0))),
+                         (lambda a: a.tanh(), np.tanh(np.arange(3.0))),
+                         (lambda a: a.clamp(0.5, 1.5), [0.5, 1.0, 1.5])]:
+        y = fn(n)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+    assert n.clamp(1, 2).dtype == np.int64  # integer bounds keep it integer
+
+
 def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():
     # d(a^b)/db = a^b·ln a: 0 where a = 0 (a^b is 0 for all b > 0), as in PyTorch,
     # and 4·ln 2 where a = 2, b = 2.

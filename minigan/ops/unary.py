@@ -7,9 +7,11 @@ leaky ReLU pick g or slope·g in the gate kernel of kernels/leaky_relu.py.
 """
 
 import kernels
+import numpy as np
 
 from ..autograd import Function
 from ..backend import get_xp
+from .arithmetic import _float32
 
 
 class Exp(Function):
@@ -99,20 +101,27 @@ class LeakyReLUGrad(Function):
         return (LeakyReLUGrad.apply(g, x=self.x, negative_slope=self.slope),)
 
 
+def _floating(x):
+    """x, or an integer (or bool) x's values as float32: exp, log, tanh and sigmoid of
+    integers are floats, as in PyTorch (NumPy's would be float64, and the stable
+    sigmoid above would stay integer, all 0s)."""
+    return x if x.dtype.kind == "f" else _float32(x)
+
+
 def exp(x):
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 def log(x):
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x):
@@ -122,6 +131,8 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
+    if x.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
+        x = _float32(x)  # a float bound makes an integer tensor float32, as in PyTorch
     return Clamp.apply(x, min=min, max=max)
 
 
