@@ -225,6 +225,17 @@ def test_sum_and_mean_match_numpy(dim, keepdim):
     close(t(x).mean(dim, keepdim=keepdim), x.mean(axis=dim, keepdims=keepdim), rtol=1e-14)
 
 
+def test_no_dims_means_every_dim_as_in_pytorch():
+    # x.sum(()) is the sum of every value in PyTorch (NumPy's axis=() sums nothing).
+    x = randn(2, 3)
+    for dim in ((), []):
+        X = t(x, requires_grad=True)
+        close(X.sum(dim), x.sum())
+        close(X.mean(dim, keepdim=True), x.mean(keepdims=True), rtol=1e-14)
+        X.sum(dim).backward()
+        np.testing.assert_array_equal(X.grad, np.ones((2, 3)))
+
+
 def test_numpy_integers_work_as_dims_and_indices():
     x = randn(2, 3)
     close(t(x).sum(np.int64(1)), x.sum(axis=1))

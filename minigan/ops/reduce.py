@@ -15,8 +15,9 @@ from ..tensor import tuple_arg
 
 
 def _axes(axis, ndim):
-    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a sorted tuple."""
-    if axis is None:
+    """Normalise ``axis`` (None, an int or a tuple; negatives allowed) to a sorted tuple.
+    None, and as in PyTorch an empty tuple or list, means every axis."""
+    if axis is None or (isinstance(axis, (tuple, list)) and len(axis) == 0):
         return tuple(range(ndim))
     axis = tuple(axis) if isinstance(axis, (tuple, list)) else (operator.index(axis),)
     for a in axis:
