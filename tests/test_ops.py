@@ -194,6 +194,13 @@ def test_clamp_passes_the_gradient_at_its_bounds_as_pytorch_does():
     x = t([-1.0, -0.5, 1.0, 2.0], requires_grad=True)
     x.clamp(-1.0, 1.0).sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0, 1.0, 1.0, 0.0])
+    # With min > max every value is max (clamp is min(max(x, min), max)), and the
+    # gradient is 0 everywhere, even where x equals max.
+    x = t([-1.0, 0.0, 1.0, 2.0], requires_grad=True)
+    y = x.clamp(1.0, 0.0)
+    y.sum().backward()
+    close(y, [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 0.0])
 
 
 def test_batch_norm_statistics_follow_pytorchs_formulas():

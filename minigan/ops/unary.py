@@ -70,9 +70,16 @@ def mask(x, m):
 
 class Clamp(Function):
     def forward(self, x, min, max):
-        y = get_xp(x).clip(x, min, max)
-        self.inside = (y == x).astype(x.dtype)
-        return y
+        xp = get_xp(x)
+        # Slope 1 where min <= x <= max, as PyTorch has it: where min > max every
+        # value becomes max, and none is inside (y == x would count x = max in).
+        inside = xp.ones(x.shape, dtype=bool)
+        if min is not None:
+            inside &= x >= min
+        if max is not None:
+            inside &= x <= max
+        self.inside = inside.astype(x.dtype)
+        return xp.clip(x, min, max)
 
     def backward(self, g):
         return (mask(g, self.inside),)  # slope 1 inside [min, max], 0 where clipped
