@@ -17,12 +17,16 @@ from ._dispatch import contiguous, empty, grid, memory_order, run
 
 
 def _gate_value(x, g, out, k, slope):
-    if not x[k] <= 0:  # x > 0, or x is NaN (which then passes on, as in PyTorch)
+    # Where x is NaN, PyTorch's leaky ReLU takes the "else" (slope·g: NaN forward),
+    # its ReLU passes g (NaN forward, the gradient unchanged backward).
+    if x[k] > 0:
         out[k] = g[k]
     elif slope != 0:
         out[k] = slope * g[k]
-    else:  # ReLU: an exact 0, where 0·g would be NaN for g = ±inf (and -0 for g < 0)
+    elif x[k] <= 0:  # ReLU: an exact 0, where 0·g would be NaN for g = ±inf (and -0 for g < 0)
         out[k] = 0
+    else:  # ReLU of NaN
+        out[k] = g[k]
 
 
 _gate_value_cpu = host_body(_gate_value)

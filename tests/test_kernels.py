@@ -275,6 +275,8 @@ def test_relu_is_an_exact_zero_where_x_is_not_positive():
     np.testing.assert_array_equal(np.signbit(y[:3]), False)
     np.testing.assert_array_equal(gx, [0, 0, 0, 3, 1])  # NaN's gradient passes, as in PyTorch
     np.testing.assert_array_equal(kernels.leaky_relu_forward(x, 0.5), [-np.inf, -0.5, 0, 2, np.nan])
+    # A leaky ReLU's gradient at NaN is slope·gy, as in PyTorch (x > 0 is false there).
+    np.testing.assert_array_equal(kernels.leaky_relu_backward(x, gy, 0.5), [np.inf, -np.inf, 0.5, 3, 0.5])
 
 
 def test_leaky_relu_of_a_0d_array():
