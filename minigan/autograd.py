@@ -63,6 +63,12 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run the op on tensors: forward on their arrays, then record the node."""
         fn = cls()
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor):  # its .data would be a memoryview, or nothing
+                raise TypeError(
+                    f"{cls.__name__}: input {i} is a {type(t).__name__}, expected a Tensor; "
+                    "make one with mg.tensor(...)"
+                )
         first = inputs[0].data
         for t in inputs[1:]:
             if type(t.data) is not type(first):

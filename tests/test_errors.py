@@ -379,3 +379,19 @@ def test_conv_layer_kernel_size_that_is_not_a_pair():
         nn.Conv2d(1, 2, (3, 3, 3))
     with raises(ValueError, "kernel_size must be an int or a pair of ints, each at least 1, got (3,)"):
         nn.ConvTranspose2d(1, 2, (3,))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: nn.Linear(4, 3)(np.ones((2, 4), np.float32)), "Linear: input 0 is a ndarray, expected a Tensor"),
+        (lambda: t(2, 3) @ np.ones((3, 4), np.float32), "MatMul: input 1 is a ndarray, expected a Tensor"),
+        (lambda: mg.cat([t(2, 3), np.ones((2, 3), np.float32)]), "Concat: input 1 is a ndarray, expected a Tensor"),
+        (lambda: F.leaky_relu(np.ones(3, np.float32)), "LeakyReLU: input 0 is a ndarray, expected a Tensor"),
+        (lambda: F.binary_cross_entropy(t(2) * 0.5, np.ones(2, np.float32)), "BCE: input 1 is a ndarray, expected a Tensor"),
+    ],
+)
+def test_an_array_where_a_tensor_belongs(call, message):
+    # (the check that all tensors share one device used to say "got cpu and cpu")
+    with raises(TypeError, message):
+        call()
