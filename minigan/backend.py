@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 DEVICES = ("cpu", "cuda")
+NUMERIC_KINDS = "biuf"  # NumPy's dtype kinds of the values a tensor may hold: bool, int, unsigned, float
 _cupy = None  # the cupy module once it has been imported successfully
 
 
@@ -82,6 +83,10 @@ def asarray_like(value, like):
     device of the array ``like``. An array on another device is an error, not a
     silent copy."""
     xp, device = get_xp(like), device_of(like)
+    kind = (value if hasattr(value, "dtype") else np.asarray(value)).dtype.kind
+    if kind not in NUMERIC_KINDS:  # None became NaN, and a string its digits
+        raise TypeError(f"expected a number, a list of numbers or an array of them, got {value!r} "
+                        f"(a {type(value).__name__})")
     if hasattr(value, "dtype") and device_of(value) != device:
         raise RuntimeError(
             f"an array on {device_of(value)} was given for a tensor on {device}; "

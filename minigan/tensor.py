@@ -161,6 +161,9 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
         probe = np.asarray(data)
         dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
     array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
+    if array.dtype.kind not in backend.NUMERIC_KINDS:  # e.g. None, strings, dates: no op takes them
+        raise TypeError(f"mg.tensor() takes numbers (bool, integer or floating point), got values of dtype "
+                        f"{array.dtype} from {type(data).__name__} {data!r:.60}")
     if requires_grad:
         _check_differentiable(array.dtype)
     return Tensor(array, requires_grad)

@@ -395,3 +395,18 @@ def test_an_array_where_a_tensor_belongs(call, message):
     # (the check that all tensors share one device used to say "got cpu and cpu")
     with raises(TypeError, message):
         call()
+
+
+@pytest.mark.parametrize("value", [None, "2", [1.0, None]])
+def test_a_constant_that_is_not_a_number(value):
+    # None became NaN, "2" a string array, silently
+    with raises(TypeError, "expected a number, a list of numbers or an array of them, got"):
+        t(2) + value
+    with raises(TypeError, "expected a number, a list of numbers or an array of them, got"):
+        t(2) * value
+
+
+@pytest.mark.parametrize("data", [None, "abc", np.array(["1", "2"]), np.array([1, None], dtype=object)])
+def test_a_tensor_of_things_that_are_not_numbers(data):
+    with raises(TypeError, "mg.tensor() takes numbers (bool, integer or floating point), got values of dtype"):
+        mg.tensor(data)
