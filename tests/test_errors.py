@@ -410,3 +410,8 @@ def test_a_constant_that_is_not_a_number(value):
 def test_a_tensor_of_things_that_are_not_numbers(data):
     with raises(TypeError, "mg.tensor() takes numbers (bool, integer or floating point), got values of dtype"):
         mg.tensor(data)
+
+
+def test_flatten_with_start_after_end():
+    with raises(ValueError, "flatten: start_dim 2 comes after end_dim 1 (shape (2, 3, 4))"):
+        t(2, 3, 4).flatten(2, 1)  # was a tensor of shape (2, 3, 1, 4)
