@@ -415,3 +415,9 @@ def test_a_tensor_of_things_that_are_not_numbers(data):
 def test_flatten_with_start_after_end():
     with raises(ValueError, "flatten: start_dim 2 comes after end_dim 1 (shape (2, 3, 4))"):
         t(2, 3, 4).flatten(2, 1)  # was a tensor of shape (2, 3, 1, 4)
+
+
+
+def test_unflatten_of_a_dimension_the_input_lacks():
+    with raises(ValueError, "Unflatten(dim=1, unflattened_size=(2, 3)): dimension 1 is out of range for input of shape (6,)"):
+        nn.Unflatten(1, (2, 3))(t(6))  # split dimension 0 instead

@@ -170,6 +170,8 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
+        if not -x.ndim <= self.dim < x.ndim:  # dim % ndim would split another dimension
+            raise ValueError(f"{self!r}: dimension {self.dim} is out of range for input of shape {tuple(x.shape)}")
         d = self.dim % x.ndim
         size = int(np.prod(self.unflattened_size))
         if x.shape[d] != size:
