@@ -79,6 +79,11 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        if self.ndim == 0:  # Python's fallback (t[0], t[1], ... until IndexError) gave no values
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __repr__(self):
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self.grad_fn is not None:

@@ -421,3 +421,10 @@ def test_flatten_with_start_after_end():
 def test_unflatten_of_a_dimension_the_input_lacks():
     with raises(ValueError, "Unflatten(dim=1, unflattened_size=(2, 3)): dimension 1 is out of range for input of shape (6,)"):
         nn.Unflatten(1, (2, 3))(t(6))  # split dimension 0 instead
+
+
+
+def test_iterating_over_a_0d_tensor():
+    with raises(TypeError, "iteration over a 0-d tensor"):
+        list(mg.tensor(1.0))  # was []
+    assert [r.shape for r in t(2, 3)] == [(3,), (3,)]
