@@ -428,3 +428,11 @@ def test_iterating_over_a_0d_tensor():
     with raises(TypeError, "iteration over a 0-d tensor"):
         list(mg.tensor(1.0))  # was []
     assert [r.shape for r in t(2, 3)] == [(3,), (3,)]
+
+
+
+def test_cat_of_a_tensor_or_of_nothing():
+    with raises(TypeError, "cat: expected a list of tensors, got a Tensor of shape (2, 3)"):
+        mg.cat(t(2, 3))  # joined its rows into shape (6,)
+    with raises(ValueError, "cat: expected a non-empty list of tensors, got an empty one"):
+        mg.cat([])

@@ -7,7 +7,7 @@ import operator
 
 from ..autograd import Function
 from ..backend import get_xp
-from ..tensor import tuple_arg
+from ..tensor import Tensor, tuple_arg
 
 
 class Reshape(Function):
@@ -134,7 +134,11 @@ def getitem(x, index):
 
 
 def cat(tensors, dim=0):
+    if isinstance(tensors, Tensor):  # list() of it would be its rows, joined silently
+        raise TypeError(f"cat: expected a list of tensors, got a Tensor of shape {tensors.shape}; write mg.cat([a, b])")
     tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors, got an empty one")
     _check_dims("cat", tensors[0], dim)
     ndim = tensors[0].ndim
     axis = dim % ndim
