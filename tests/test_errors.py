@@ -436,3 +436,9 @@ def test_cat_of_a_tensor_or_of_nothing():
         mg.cat(t(2, 3))  # joined its rows into shape (6,)
     with raises(ValueError, "cat: expected a non-empty list of tensors, got an empty one"):
         mg.cat([])
+
+
+
+def test_matmul_batch_dimensions_that_do_not_broadcast():
+    with raises(ValueError, "matmul: shapes (2, 2, 3) and (3, 3, 4) do not fit: their batch dimensions (2,) and (3,)"):
+        t(2, 2, 3) @ t(3, 3, 4)

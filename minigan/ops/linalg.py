@@ -1,5 +1,7 @@
 """Matrix products: matmul, and linear (x·Wᵀ + b) as one op because every layer uses it."""
 
+import numpy as np
+
 from ..autograd import Function
 from .reduce import unbroadcast
 
@@ -45,6 +47,13 @@ def matmul(a, b):
             f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the first "
             f"({a.shape[-1]}) must equal the second-to-last of the second ({b.shape[-2]})"
         )
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch dimensions "
+            f"{a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast together"
+        ) from None
     return MatMul.apply(a, b)
 
 
