@@ -40,8 +40,13 @@ class Optimizer:
             p.grad = None
 
     def step(self):
-        for p, state in zip(self.params, self.state):
+        for i, (p, state) in enumerate(zip(self.params, self.state)):
             if p.grad is not None:
+                if getattr(p.grad, "shape", None) != p.shape:  # SGD would broadcast it, Adam's kernel read past it
+                    raise ValueError(
+                        f"{type(self).__name__}.step: parameter {i} (shape {p.shape}) has a .grad of shape "
+                        f"{getattr(p.grad, 'shape', type(p.grad).__name__)}; a gradient has its parameter's shape"
+                    )
                 self._update(p.data, p.grad, state)
                 p.changed_in_place()
 

@@ -442,3 +442,12 @@ def test_cat_of_a_tensor_or_of_nothing():
 def test_matmul_batch_dimensions_that_do_not_broadcast():
     with raises(ValueError, "matmul: shapes (2, 2, 3) and (3, 3, 4) do not fit: their batch dimensions (2,) and (3,)"):
         t(2, 2, 3) @ t(3, 3, 4)
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD([p], lr=0.1), lambda p: optim.Adam([p])])
+def test_optimiser_step_with_a_gradient_of_another_shape(make):
+    w = t(3, requires_grad=True)
+    w.grad = np.ones(1, np.float32)  # SGD broadcast it; Adam's kernel read memory past its end
+    with raises(ValueError, "step: parameter 0 (shape (3,)) has a .grad of shape (1,); a gradient has its parameter's shape"):
+        make(w).step()
+    np.testing.assert_array_equal(w.numpy(), np.ones(3))
