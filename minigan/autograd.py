@@ -290,6 +290,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):  # zip() would leave the outputs past the shorter list out
+        raise ValueError(f"grad(): {len(outputs)} outputs but {len(grad_outputs)} grad_outputs; give one per output "
+                         "(None for a scalar output)")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad(): input {i} is a {type(t).__name__}, expected a Tensor")
     for t in outputs:
         if not t.requires_grad:
             raise RuntimeError("grad(): an output does not require grad, so it has no gradient")

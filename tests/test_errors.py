@@ -451,3 +451,11 @@ def test_optimiser_step_with_a_gradient_of_another_shape(make):
     with raises(ValueError, "step: parameter 0 (shape (3,)) has a .grad of shape (1,); a gradient has its parameter's shape"):
         make(w).step()
     np.testing.assert_array_equal(w.numpy(), np.ones(3))
+
+
+def test_grad_with_fewer_grad_outputs_than_outputs():
+    w = t(3, requires_grad=True)
+    with raises(ValueError, "grad(): 2 outputs but 1 grad_outputs; give one per output"):
+        mg.grad([(w * 2).sum(), (w * 3).sum()], w, grad_outputs=[mg.tensor(1.0)])  # gave 2s, not 5s
+    with raises(TypeError, "grad(): input 0 is a ndarray, expected a Tensor"):
+        mg.grad((w * 2).sum(), [np.ones(3)])
