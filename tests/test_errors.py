@@ -459,3 +459,18 @@ def test_grad_with_fewer_grad_outputs_than_outputs():
         mg.grad([(w * 2).sum(), (w * 3).sum()], w, grad_outputs=[mg.tensor(1.0)])  # gave 2s, not 5s
     with raises(TypeError, "grad(): input 0 is a ndarray, expected a Tensor"):
         mg.grad((w * 2).sum(), [np.ones(3)])
+
+
+@pytest.mark.parametrize("bias, dtype", [(np.array([1, None, 2], dtype=object), "object"), (np.array(["a", "b", "c"]), "<U1"),
+                                         (np.ones(3, np.complex64), "complex64")])
+def test_load_state_dict_of_values_that_are_not_numbers(bias, dtype):
+    layer = nn.Linear(2, 3)
+    before = layer.weight.numpy()
+    with raises(RuntimeError, f"bias: values of dtype {dtype} in the state dict, numbers (float32) in the model"):
+        layer.load_state_dict({"weight": np.zeros((3, 2)), "bias": bias})
+    np.testing.assert_array_equal(layer.weight.numpy(), before)  # nothing loaded, not the entries before it
+
+
+def test_load_state_dict_of_something_that_is_not_a_dict():
+    with raises(TypeError, "load_state_dict for Linear: expected a dict of name -> array (e.g. another model's state_dict()), got a Linear"):
+        nn.Linear(2, 3).load_state_dict(nn.Linear(2, 3))

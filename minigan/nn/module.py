@@ -3,6 +3,7 @@ or Modules are registered automatically; ``state_dict`` holds parameters and buf
 (such as batch norm's running statistics) by dotted name."""
 
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -171,6 +172,9 @@ class Module:
         """Copy values in place; missing, unexpected or mis-shaped entries are errors
         (a missing optional buffer is not: it keeps its value, as in PyTorch). With
         ``strict=False`` missing and unexpected keys are skipped, and returned."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict of name -> array "
+                            f"(e.g. another model's state_dict()), got a {type(state_dict).__name__}")
         own = OrderedDict(self.named_tensors())
         optional = {_dotted(prefix, name) for prefix, m in self.named_modules() for name in m._optional_buffers}
         missing = [k for k in own if k not in state_dict and k not in optional]
@@ -184,6 +188,10 @@ class Module:
         for name, value in state_dict.items():
             if name in own and tuple(value.shape) != own[name].shape:
                 problems.append(f"{name}: shape {tuple(value.shape)} in the state dict, {own[name].shape} in the model")
+            # Checked before anything is copied: None became NaN, and a string failed
+            # halfway through, with the entries before it loaded already.
+            elif name in own and value.dtype.kind not in backend.NUMERIC_KINDS:
+                problems.append(f"{name}: values of dtype {value.dtype} in the state dict, numbers ({own[name].dtype}) in the model")
         if problems:
             raise RuntimeError(f"load_state_dict for {type(self).__name__} failed: " + "; ".join(problems))
         for name, value in state_dict.items():
