@@ -15,6 +15,7 @@ Apart from the atomic file write of ``minigan.checkpoint``, this module uses Num
 
 import gzip
 import importlib.util
+import math
 import os
 import warnings
 import zlib
@@ -265,7 +266,7 @@ def read_idx(path, magic):
     if len(raw) < header:
         raise DataError(f"{path}: header needs {header} bytes, file has {len(raw)}")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python ints: an int64 product of huge dims wrapped round
     if len(raw) != expected:
         raise DataError(f"{path}: expected {expected} bytes for dims {dims}, "
                         f"found {len(raw)} (truncated or corrupt)")

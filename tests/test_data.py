@@ -386,3 +386,13 @@ def test_loader_input_errors():
     with pytest.raises(ValueError, match="batch_size=5.*batch_size=2"):
         loader.load_state_dict({"epoch": 0, "position": 0, "seed": 0,
                                 "batch_size": 5})
+
+
+def test_idx_dims_whose_product_overflows_64_bits(idx_dir):
+    # 2³¹·2³¹·4 = 2⁶⁴ wrapped round to 0 in int64: the 16-byte header "fitted", and
+    # NumPy's reshape failed with a ValueError of its own
+    folder = idx_dir[0]
+    dims = b"".join(d.to_bytes(4, "big") for d in (2**31, 2**31, 4))
+    (folder / "train-images-idx3-ubyte").write_bytes((0x803).to_bytes(4, "big") + dims)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: expected 18446744073709551632 bytes.*found 16"):
+        mnist(folder, split="train")
