@@ -62,7 +62,10 @@ def savez_atomic(path, arrays, durable=True):
     # the mode of any new file (0666 less the umask): mkstemp's 0600 would stay on the
     # checkpoint after the rename.
     tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:  # named after the checkpoint, not the temporary file
+        raise type(e)(e.errno, f"cannot write {path!r} in folder {folder!r}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

@@ -278,3 +278,10 @@ def test_trainer_refuses_to_save_nan_weights(tmp_path):
     with pytest.raises(Exception, match="after step 0, G/0.weight hold NaN or infinity; training stopped. No checkpoint was saved"):
         trainer.save(path)
     assert not path.exists()
+
+
+def test_save_into_a_folder_that_does_not_exist(tmp_path):
+    path = tmp_path / "missing" / "c.npz"
+    # the error named the temporary file, .tmp-<random>.npz
+    with pytest.raises(FileNotFoundError, match=r"cannot write '.*missing/c\.npz' in folder '.*missing': No such file or directory"):
+        save_checkpoint(path, _arrays(1.0), {})
