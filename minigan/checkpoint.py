@@ -47,6 +47,11 @@ def unflatten(flat):
 def save_checkpoint(path, arrays, meta):
     """Atomically write ``arrays`` (a nested dict of NumPy arrays) and ``meta`` (JSON-able)."""
     flat = {k: np.asarray(v) for k, v in flatten(arrays).items()}
+    # np.savez would pickle them, and a checkpoint is loaded without pickle: refused
+    # here rather than written as a file that can never be loaded.
+    bad = [f"{k} ({a.dtype})" for k, a in flat.items() if a.dtype.hasobject]
+    if bad:
+        raise TypeError(f"cannot save {path!r}: {', '.join(bad)} hold Python objects, not numbers")
     flat[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     savez_atomic(path, flat)
 

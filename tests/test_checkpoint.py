@@ -285,3 +285,11 @@ def test_save_into_a_folder_that_does_not_exist(tmp_path):
     # the error named the temporary file, .tmp-<random>.npz
     with pytest.raises(FileNotFoundError, match=r"cannot write '.*missing/c\.npz' in folder '.*missing': No such file or directory"):
         save_checkpoint(path, _arrays(1.0), {})
+
+
+def test_save_of_python_objects_is_refused(tmp_path):
+    # np.savez pickled them: a checkpoint written, and never loadable ("truncated or corrupt")
+    path = tmp_path / "c.npz"
+    with pytest.raises(TypeError, match=r"G/0\.bias \(object\) hold Python objects, not numbers"):
+        save_checkpoint(path, {"G": {"0.bias": None}}, {})
+    assert not path.exists()
