@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 import os
 import signal
 import sys
@@ -63,6 +64,13 @@ class Config:
     limit: int = None  # train on this many digits only (a quick run); None: all of them
 
     def validate(self):
+        # A setting that is not a number at all (a string from a script, a hand-edited
+        # checkpoint) is named first: the range checks below would fail on it with a TypeError.
+        not_numbers = [f"{name.replace('_', ' ')} must be a number, got {getattr(self, name)!r}"
+                       for name in ("lr", "beta1", "beta2", "label_smoothing", "ema", "gp_weight")
+                       if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Real)]
+        if not_numbers:
+            raise ConfigError("; ".join(not_numbers))
         problems = []
         if self.model not in models.MODELS:
             problems.append(f"unknown model {self.model!r} (expected one of: {', '.join(models.MODELS)})")
@@ -101,6 +109,8 @@ class Config:
             problems.append(f"beta2 must be in [0, 1), got {self.beta2}")
         if not 0 <= self.ema < 1:
             problems.append(f"ema decay must be in [0, 1), got {self.ema}")
+        if not 0 <= self.gp_weight < math.inf:
+            problems.append(f"gp weight must be 0 or more, and finite, got {self.gp_weight}")
         for name, minimum in (("d_steps", 1), ("d_warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:

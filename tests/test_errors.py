@@ -358,6 +358,10 @@ def test_optimizer_load_state_dict_that_does_not_fit():
         (dict(limit=4, batch_size=8), "limit must be at least the batch size (8), got 4"),
         (dict(device="tpu"), "unknown device 'tpu': expected one of 'cpu', 'cuda' or 'auto'"),
         (dict(epochs=0, batch_size=1), "epochs must be a positive integer, got 0; batch size must be"),
+        # (a TypeError from the comparison: '>' not supported between 'str' and 'int')
+        (dict(lr="1e-3"), "lr must be a number, got '1e-3'"),
+        (dict(beta1=None, ema="0.9"), "beta1 must be a number, got None; ema must be a number, got '0.9'"),
+        (dict(gp_weight=float("nan")), "gp weight must be 0 or more, and finite, got nan"),
     ],
 )
 def test_bad_settings(settings, message):
