@@ -82,7 +82,7 @@ def gradient_penalty(D, real, fake, cond=(), generator=None):
     with enable_grad():  # the slope is needed even where the loss is only evaluated
         (slope,) = grad(D(x_hat, *cond).sum(), x_hat, create_graph=True)  # each sample's own ∇D
     # A tiny constant under the root keeps the norm differentiable at a zero gradient.
-    norms = ((slope * slope).flatten().sum(1) + 1e-12).sqrt()
+    norms = ((slope * slope).flatten(1).sum(1) + 1e-12).sqrt()
     return ((norms - 1) ** 2).mean()
 
 

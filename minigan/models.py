@@ -135,7 +135,7 @@ class ConditionalDiscriminator(nn.Module):
             n, _, h, w = x.shape
             planes = y.reshape(n, NUM_CLASSES, 1, 1).expand((n, NUM_CLASSES, h, w))
             return self.net(cat([x, planes], dim=1))
-        return self.net(cat([x.flatten(), y], dim=1))
+        return self.net(cat([x.flatten(1), y], dim=1))
 
 
 def _mlp(conditional, critic, d_depth, g_depth):

@@ -339,8 +339,10 @@ def test_cat_of_different_sizes_and_its_error():
 
 def test_flatten():
     x = randn(2, 3, 4, 5)
-    close(t(x).flatten(), x.reshape(2, 60))  # start_dim=1 by default, as in nn.Flatten
-    close(t(x).flatten(0), x.reshape(120))
+    close(t(x).flatten(), x.reshape(120))  # start_dim=0 by default, as torch.flatten (it was 1)
+    close(t(x).flatten(1), x.reshape(2, 60))
+    close(mg.nn.Flatten()(t(x)), x.reshape(2, 60))  # nn.Flatten keeps the batch
+    assert t(3.0).flatten().shape == (1,)
     close(t(x).flatten(1, 2), x.reshape(2, 12, 5))
 
 

@@ -142,7 +142,7 @@ def _penalty_of_critic(w_conv, w_lin):
 
     def critic(x):
         h = F.leaky_relu(F.conv2d(x, w_conv, stride=2, padding=1), 0.2)
-        return F.linear(h.flatten(), w_lin)
+        return F.linear(h.flatten(1), w_lin)
 
     return gradient_penalty(critic, real, fake, generator=rng)
 

@@ -150,7 +150,12 @@ def cat(tensors, dim=0):
     return Concat.apply(*tensors, axis=axis)
 
 
-def flatten(x, start_dim=1, end_dim=-1):
+def flatten(x, start_dim=0, end_dim=-1):
+    """Dimensions start_dim..end_dim merged into one: all of them by default, as
+    torch.flatten (nn.Flatten starts at 1, keeping the batch). A 0-d tensor counts
+    as one of shape (1,), as in PyTorch."""
+    if x.ndim == 0:
+        x = reshape(x, (1,))
     _check_dims("flatten", x, start_dim, end_dim)
     start_dim, end = start_dim % x.ndim, end_dim % x.ndim
     if start_dim > end:  # NumPy would reshape to a shape with a 1 inserted, silently
