@@ -21,6 +21,8 @@ MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loo
 # parallel and 4.7 serially.
 PARALLEL_MIN_SIZE = 1 << 22
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 _force_cuda = False
 
 
@@ -72,6 +74,10 @@ def run(cpu, gpu, launch, *args):
     Both launchers take the same arguments; ``launch`` is the (blocks, threads)
     configuration, used on the GPU only.
     """
+    # The first argument is the array the launch works on (the others are made
+    # like it): float16 would fail deep inside Numba's compiler.
+    if args[0].dtype.kind == "f" and args[0].dtype not in FLOAT_DTYPES:
+        raise TypeError(f"the kernels take float32 or float64 arrays, got an array of dtype {args[0].dtype}")
     on_cupy = any(_is_cupy(a) for a in args)
     if not (on_cupy or _force_cuda):
         work = max(a.size for a in args if isinstance(a, np.ndarray))

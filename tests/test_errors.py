@@ -178,6 +178,13 @@ def test_wrong_dtype():
         gradcheck(lambda x: x * 2, t(3, requires_grad=True))
     with raises(TypeError, "leaky_relu: expected a floating-point tensor, got int64"):
         F.leaky_relu(mg.tensor([1, -2]), 0.5)  # the slope would be rounded to 0
+    with raises(TypeError, "batch_norm: expected a floating-point input, got dtype int64"):
+        F.batch_norm(mg.tensor(np.ones((2, 3), np.int64)), None, None, training=True)  # gave all 0s
+    half = mg.tensor(np.ones((2, 3), np.float16))
+    for op in (lambda: half.relu(), lambda: F.leaky_relu(half, 0.2)):  # failed inside Numba's compiler
+        with raises(TypeError, "the kernels take float32 or float64 arrays, got an array of dtype float16"):
+            op()
+    np.testing.assert_array_equal(mg.tensor([1, -2]).relu().numpy(), [1, 0])  # integers, as in PyTorch
 
 
 def test_binary_cross_entropy_of_values_that_are_not_probabilities():

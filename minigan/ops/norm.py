@@ -65,6 +65,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running statistics in place), the running statistics in eval mode."""
     if input.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    if input.dtype.kind != "f":  # the kernel would normalise integers to integers: all 0s
+        raise TypeError(f"batch_norm: expected a floating-point input, got dtype {input.dtype}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (c,):
