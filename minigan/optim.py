@@ -11,6 +11,8 @@ from .tensor import Tensor
 
 
 class Optimizer:
+    state_keys = ()  # what a parameter's state holds once it has taken a step
+
     def __init__(self, params, defaults):
         if isinstance(params, Tensor) or hasattr(params, "parameters"):  # list() of a tensor: its rows
             raise TypeError(
@@ -32,8 +34,12 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} (shape {p.shape}) is parameter {first[id(p)]} "
                     "again; give each parameter once (module.parameters() lists a shared one once)"
                 )
-        self.defaults = dict(defaults)
+        self.defaults = self._checked(dict(defaults))
         self.state = [{} for _ in self.params]  # per-parameter buffers, by position
+
+    def _checked(self, defaults):
+        """The hyper-parameters, checked (a ValueError names a bad one) and normalised."""
+        raise NotImplementedError
 
     def zero_grad(self):
         for p in self.params:
@@ -58,14 +64,25 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict):
-        states = state_dict["state"]
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"defaults", "state"}:
+            raise ValueError(f"{name}.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' "
+                             f"and 'state', got {type(state_dict).__name__} {list(state_dict) if isinstance(state_dict, dict) else ''}")
+        states, defaults = state_dict["state"], state_dict["defaults"]
+        if not set(defaults) <= set(self.defaults):  # e.g. SGD's state for an Adam
+            raise ValueError(f"{name}.load_state_dict: hyper-parameters {sorted(defaults)} in the state dict, "
+                             f"{sorted(self.defaults)} in this {name}")
+        defaults = self._checked({**self.defaults, **defaults})  # the ones it names replace this one's
         if len(states) != len(self.params):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state for {len(states)} parameters, this optimiser has {len(self.params)}")
+            raise ValueError(f"{name}.load_state_dict: state for {len(states)} parameters, this optimiser has {len(self.params)}")
         for i, (p, s) in enumerate(zip(self.params, states)):
+            if s and set(s) != set(self.state_keys):  # a parameter's state is all of them once it has any
+                raise ValueError(f"{name}.load_state_dict: parameter {i}'s state holds {sorted(s)}, "
+                                 f"expected {sorted(self.state_keys)} (or nothing, before its first step)")
             for k, v in s.items():
                 if not isinstance(v, (int, float)) and tuple(v.shape) != p.shape:
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {i} has shape {tuple(v.shape)}, the parameter {p.shape}")
-        self.defaults.update(state_dict["defaults"])
+                    raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {i} has shape {tuple(v.shape)}, the parameter {p.shape}")
+        self.defaults = defaults
         self.state = [
             {k: (v if isinstance(v, (int, float)) else to_device(v, p.device).astype(p.dtype)) for k, v in s.items()}
             for p, s in zip(self.params, states)
@@ -79,12 +96,17 @@ class Optimizer:
 class SGD(Optimizer):
     """v = momentum·v + g;  p -= lr·v   (plain gradient descent when momentum = 0)."""
 
+    state_keys = ("momentum_buffer",)
+
     def __init__(self, params, lr, momentum=0.0):
-        if not 0 < lr < math.inf:  # (NaN fails too)
-            raise ValueError(f"SGD: lr must be positive and finite, got {lr}")
-        if not momentum >= 0:
-            raise ValueError(f"SGD: momentum must be 0 or more, got {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    def _checked(self, defaults):
+        if not 0 < defaults["lr"] < math.inf:  # (NaN fails too)
+            raise ValueError(f"SGD: lr must be positive and finite, got {defaults['lr']}")
+        if not defaults["momentum"] >= 0:
+            raise ValueError(f"SGD: momentum must be 0 or more, got {defaults['momentum']}")
+        return defaults
 
     def _update(self, p, g, state):
         if self.defaults["momentum"]:
@@ -105,14 +127,20 @@ class Adam(Optimizer):
         p -= lr/(1 - β1^t) · m / (√v/√(1 - β2^t) + eps)
     """
 
+    state_keys = ("step", "exp_avg", "exp_avg_sq")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    def _checked(self, defaults):
+        lr, betas, eps = defaults["lr"], defaults["betas"], defaults["eps"]
         if not 0 < lr < math.inf:
             raise ValueError(f"Adam: lr must be positive and finite, got {lr}")
         if np.shape(betas) != (2,) or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
         if not eps >= 0:
             raise ValueError(f"Adam: eps must be 0 or more, got {eps}")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        return {**defaults, "betas": tuple(betas)}
 
     def _update(self, p, g, state):
         if not state:

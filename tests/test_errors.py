@@ -349,7 +349,20 @@ def test_optimizer_load_state_dict_that_does_not_fit():
     with raises(ValueError, "Adam.load_state_dict: state for 1 parameters, this optimiser has 2"):
         adam.load_state_dict({"defaults": {}, "state": [{}]})
     with raises(ValueError, "Adam.load_state_dict: state 'exp_avg' of parameter 1 has shape (4,), the parameter (3,)"):
-        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(4)}]})
+        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(4), "exp_avg_sq": np.zeros(4), "step": 1}]})
+    # Each of these was loaded and failed later, at the next step (a KeyError), or not at all.
+    sgd = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    with raises(ValueError, "Adam.load_state_dict: hyper-parameters ['lr', 'momentum'] in the state dict, "
+                            "['betas', 'eps', 'lr'] in this Adam"):
+        adam.load_state_dict(sgd.state_dict())
+    with raises(ValueError, "Adam.load_state_dict: parameter 1's state holds ['exp_avg'], expected "
+                            "['exp_avg', 'exp_avg_sq', 'step'] (or nothing, before its first step)"):
+        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(3)}]})
+    with raises(ValueError, "Adam: lr must be positive and finite, got -1"):
+        adam.load_state_dict({"defaults": {"lr": -1}, "state": [{}, {}]})
+    with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' and 'state'"):
+        adam.load_state_dict({"state": [{}, {}]})
+    assert adam.lr == 1e-3  # nothing refused was loaded
 
 
 # --- training settings ------------------------------------------------------------------------
