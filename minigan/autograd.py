@@ -63,10 +63,10 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run the op on tensors: forward on their arrays, then record the node."""
         fn = cls()
-        for i, t in enumerate(inputs):
+        for t in inputs:
             if not isinstance(t, Tensor):  # its .data would be a memoryview, or nothing
                 raise TypeError(
-                    f"{cls.__name__}: input {i} is a {type(t).__name__}, expected a Tensor; "
+                    f"{cls.__name__}: input {next(i for i, u in enumerate(inputs) if u is t)} is a {type(t).__name__}, expected a Tensor; "
                     "make one with mg.tensor(...)"
                 )
         first = inputs[0].data

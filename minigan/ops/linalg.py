@@ -48,7 +48,8 @@ def matmul(a, b):
             f"({a.shape[-1]}) must equal the second-to-last of the second ({b.shape[-2]})"
         )
     try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 or b.ndim > 2:  # batches of matrices (a plain product has none to check)
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(
             f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch dimensions "
