@@ -27,7 +27,7 @@ _force_cuda = False
 
 
 def _is_cupy(a):
-    return type(a).__module__.partition(".")[0] == "cupy"
+    return type(a) is not np.ndarray and type(a).__module__.partition(".")[0] == "cupy"
 
 
 def array_module(a):
@@ -74,13 +74,16 @@ def run(cpu, gpu, launch, *args):
     Both launchers take the same arguments; ``launch`` is the (blocks, threads)
     configuration, used on the GPU only.
     """
-    # The first argument is the array the launch works on (the others are made
-    # like it): float16 would fail deep inside Numba's compiler.
-    if args[0].dtype.kind == "f" and args[0].dtype not in FLOAT_DTYPES:
-        raise TypeError(f"the kernels take float32 or float64 arrays, got an array of dtype {args[0].dtype}")
-    on_cupy = any(_is_cupy(a) for a in args)
+    # The first argument is the array the launch works on, and the other arrays are
+    # made like it, on its device: it alone decides (a look at every argument cost
+    # more than the launch of a small kernel). float16 would fail deep inside
+    # Numba's compiler.
+    first = args[0]
+    if first.dtype.kind == "f" and first.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"the kernels take float32 or float64 arrays, got an array of dtype {first.dtype}")
+    on_cupy = _is_cupy(first)
     if not (on_cupy or _force_cuda):
-        work = max(a.size for a in args if isinstance(a, np.ndarray))
+        work = max([a.size for a in args if isinstance(a, np.ndarray)])
         (cpu.parallel if work >= PARALLEL_MIN_SIZE else cpu.serial)(*args)
     elif on_cupy:
         import cupy
