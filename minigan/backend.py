@@ -78,15 +78,23 @@ def _device_of_other(array):
     return "cuda"
 
 
+def numeric_dtype(value, who=""):
+    """The dtype of ``value`` (an array, a number or a list of numbers) as it is given,
+    before any cast: a TypeError if its values are not numbers (cast to float, None
+    would become NaN and a string the number it spells). ``who`` starts the message."""
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"{who}expected a number, a list of numbers or an array of them (bool, integer or "
+                        f"floating point), got {value!r:.60} (a {type(value).__name__})")
+    return dtype
+
+
 def asarray_like(value, like):
     """``value`` (a number, a list or an array) as an array of the dtype and on the
     device of the array ``like``. An array on another device is an error, not a
     silent copy."""
     xp, device = get_xp(like), device_of(like)
-    kind = (value if hasattr(value, "dtype") else np.asarray(value)).dtype.kind
-    if kind not in NUMERIC_KINDS:  # None became NaN, and a string its digits
-        raise TypeError(f"expected a number, a list of numbers or an array of them, got {value!r} "
-                        f"(a {type(value).__name__})")
+    numeric_dtype(value)
     if hasattr(value, "dtype") and device_of(value) != device:
         raise RuntimeError(
             f"an array on {device_of(value)} was given for a tensor on {device}; "

@@ -161,14 +161,11 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     elif (unwrapped := _numpy_of_tensors(data)) is not None:
         data = np.asarray(unwrapped)  # e.g. a list of 0-d losses: one array, of their dtype
     xp = backend.xp_for(device)
+    given = backend.numeric_dtype(data, "mg.tensor(): ")  # checked before the cast to dtype
     dtype = _dtype(dtype)
     if dtype is None and not hasattr(data, "dtype"):
-        probe = np.asarray(data)
-        dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
+        dtype = np.float32 if given.kind == "f" else given
     array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
-    if array.dtype.kind not in backend.NUMERIC_KINDS:  # e.g. None, strings, dates: no op takes them
-        raise TypeError(f"mg.tensor() takes numbers (bool, integer or floating point), got values of dtype "
-                        f"{array.dtype} from {type(data).__name__} {data!r:.60}")
     if requires_grad:
         _check_differentiable(array.dtype)
     return Tensor(array, requires_grad)

@@ -81,6 +81,13 @@ def test_an_integer_tensor_meeting_a_float_becomes_float32():
     np.testing.assert_array_equal((flags + 1).numpy(), [2, 1])
     np.testing.assert_array_equal((flags * 2).numpy(), [2, 0])
     assert (flags + True).dtype == np.bool_ and (flags * 0.5).dtype == np.float32
+    # Floats an integer cannot hold: promoted before the cast, which raised (NaN, inf,
+    # 1e20) or warned (an array holding inf).
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal((n + float("nan")).numpy(), [np.nan, np.nan])
+        np.testing.assert_array_equal((n * float("inf")).numpy(), [np.inf, np.inf])
+        np.testing.assert_array_equal((n * [1e20, 0.5]).numpy(), np.float32([1e20, 1.0]))
+        np.testing.assert_array_equal((n + np.array([np.inf, 1.0])).numpy(), [np.inf, 3.0])
 
 
 def test_smooth_functions_of_integers_are_float32():

@@ -7,7 +7,7 @@ gradient back to each input's own shape.
 import numpy as np
 
 from ..autograd import Function
-from ..backend import asarray_like, get_xp
+from ..backend import asarray_like, get_xp, numeric_dtype
 from ..tensor import Tensor
 from .reduce import unbroadcast
 
@@ -41,14 +41,15 @@ def _with_constant(t, value):
     A float value (a number, a list or an array) meeting an integer or bool t makes
     t float32 first, and an integer one meeting a bool t makes it int64, as in
     PyTorch: cast to t's dtype, [1, 2] * [0.5, 0.5] was [0, 0] and True + 1 was True."""
-    constant = asarray_like(value, t.data)
-    kind = constant.dtype.kind
-    if kind in "iub":
-        value_kind = value.dtype.kind if hasattr(value, "dtype") else np.asarray(value).dtype.kind
-        if value_kind == "f" or (kind == "b" and value_kind in "iu"):
-            t = _float32(t) if value_kind == "f" else Tensor(t.data.astype(np.int64))
-            constant = asarray_like(value, t.data)
-    return t, Tensor(constant)
+    # Promoted before the value is cast to t's dtype (NaN has no integer). A Tensor that
+    # holds no array (Tensor([1.0]) + 1) is left to asarray_like, which names the mistake.
+    if hasattr(t.data, "dtype") and t.dtype.kind in "iub":
+        kind = numeric_dtype(value).kind
+        if kind == "f":
+            t = _float32(t)
+        elif kind in "iu" and t.dtype.kind == "b":
+            t = Tensor(t.data.astype(np.int64))
+    return t, Tensor(asarray_like(value, t.data))
 
 
 def _float32(t):
