@@ -69,7 +69,7 @@ def grid(n):
 
 def run(cpu, gpu, launch, *args):
     """Run the CPU launcher ``cpu`` on ``args``, or launch ``gpu[launch](*args)`` if
-    the arrays are CuPy's.
+    the first array is CuPy's (the arrays of one launch are all on its device).
 
     Both launchers take the same arguments; ``launch`` is the (blocks, threads)
     configuration, used on the GPU only.
@@ -80,7 +80,7 @@ def run(cpu, gpu, launch, *args):
     # Numba's compiler.
     first = args[0]
     if first.dtype.kind == "f" and first.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"the kernels take float32 or float64 arrays, got an array of dtype {first.dtype}")
+        raise TypeError(f"the kernels take float32 or float64 arrays, got an array of dtype {first.dtype} (convert it to float32 first)")
     on_cupy = _is_cupy(first)
     if not (on_cupy or _force_cuda):
         work = max([a.size for a in args if isinstance(a, np.ndarray)])

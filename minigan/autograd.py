@@ -65,10 +65,7 @@ class Function:
         fn = cls()
         for t in inputs:
             if not isinstance(t, Tensor):  # its .data would be a memoryview, or nothing
-                raise TypeError(
-                    f"{cls.__name__}: input {next(i for i, u in enumerate(inputs) if u is t)} is a {type(t).__name__}, expected a Tensor; "
-                    "make one with mg.tensor(...)"
-                )
+                _not_a_tensor_error(cls, inputs, t)
         first = inputs[0].data
         for t in inputs[1:]:
             if type(t.data) is not type(first):
@@ -231,6 +228,11 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
             elif leading is not None:
                 del fn.leads_to_wanted  # a later backward() through the kept graph wants every input
     return found
+
+
+def _not_a_tensor_error(cls, inputs, t):
+    i = next(i for i, u in enumerate(inputs) if u is t)
+    raise TypeError(f"{cls.__name__}: input {i} is a {type(t).__name__}, expected a Tensor; make one with mg.tensor(...)")
 
 
 def _changed_input_error(fn):

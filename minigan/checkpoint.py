@@ -51,7 +51,7 @@ def save_checkpoint(path, arrays, meta):
     # here rather than written as a file that can never be loaded.
     bad = [f"{k} ({a.dtype})" for k, a in flat.items() if a.dtype.hasobject]
     if bad:
-        raise TypeError(f"cannot save {path!r}: {', '.join(bad)} hold Python objects, not numbers")
+        raise TypeError(f"cannot save {os.fspath(path)!r}: {', '.join(bad)} hold Python objects, not numbers")
     flat[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     savez_atomic(path, flat)
 

@@ -2,6 +2,7 @@
 any graph, from the gradients that ``backward`` left in ``p.grad``."""
 
 import math
+import numbers
 
 import kernels
 import numpy as np
@@ -41,6 +42,14 @@ class Optimizer:
         """The hyper-parameters, checked (a ValueError names a bad one) and normalised."""
         raise NotImplementedError
 
+    def _numbers(self, defaults, names):
+        """A TypeError for a hyper-parameter that is not a number (the range checks
+        would fail on it with Python's own message)."""
+        for name in names:
+            value = defaults[name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{type(self).__name__}: {name} must be a number, got {value!r}")
+
     def zero_grad(self):
         for p in self.params:
             p.grad = None
@@ -66,8 +75,9 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         name = type(self).__name__
         if not isinstance(state_dict, dict) or set(state_dict) != {"defaults", "state"}:
+            keys = f" of {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else ""
             raise ValueError(f"{name}.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' "
-                             f"and 'state', got {type(state_dict).__name__} {list(state_dict) if isinstance(state_dict, dict) else ''}")
+                             f"and 'state', got a {type(state_dict).__name__}{keys}")
         states, defaults = state_dict["state"], state_dict["defaults"]
         if not set(defaults) <= set(self.defaults):  # e.g. SGD's state for an Adam
             raise ValueError(f"{name}.load_state_dict: hyper-parameters {sorted(defaults)} in the state dict, "
@@ -102,6 +112,7 @@ class SGD(Optimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum})
 
     def _checked(self, defaults):
+        self._numbers(defaults, ("lr", "momentum"))
         if not 0 < defaults["lr"] < math.inf:  # (NaN fails too)
             raise ValueError(f"SGD: lr must be positive and finite, got {defaults['lr']}")
         if not defaults["momentum"] >= 0:
@@ -133,10 +144,11 @@ class Adam(Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     def _checked(self, defaults):
+        self._numbers(defaults, ("lr", "eps"))
         lr, betas, eps = defaults["lr"], defaults["betas"], defaults["eps"]
         if not 0 < lr < math.inf:
             raise ValueError(f"Adam: lr must be positive and finite, got {lr}")
-        if np.shape(betas) != (2,) or not all(0 <= b < 1 for b in betas):
+        if np.shape(betas) != (2,) or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
         if not eps >= 0:
             raise ValueError(f"Adam: eps must be 0 or more, got {eps}")

@@ -72,6 +72,7 @@ class Config:
         if not_numbers:
             raise ConfigError("; ".join(not_numbers))
         problems = []
+        minimum_limit = self.batch_size if isinstance(self.batch_size, int) else 2  # (a bad one is named below)
         if self.model not in models.MODELS:
             problems.append(f"unknown model {self.model!r} (expected one of: {', '.join(models.MODELS)})")
         for name, minimum, what in (
@@ -85,7 +86,7 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:
                 problems.append(f"{name.replace('_', ' ')} must be {what}, got {value}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < self.batch_size):
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < minimum_limit):
             problems.append(f"limit must be at least the batch size ({self.batch_size}), got {self.limit}")
         if not self.lr > 0:
             problems.append(f"learning rate must be positive, got {self.lr}")

@@ -360,8 +360,15 @@ def test_optimizer_load_state_dict_that_does_not_fit():
         adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(3)}]})
     with raises(ValueError, "Adam: lr must be positive and finite, got -1"):
         adam.load_state_dict({"defaults": {"lr": -1}, "state": [{}, {}]})
-    with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' and 'state'"):
+    with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' and "
+                            "'state', got a dict of ['state']"):
         adam.load_state_dict({"state": [{}, {}]})
+    with raises(TypeError, "Adam: lr must be a number, got '0.1'"):  # '<' not supported between ...
+        adam.load_state_dict({"defaults": {"lr": "0.1"}, "state": [{}, {}]})
+    with raises(TypeError, "SGD: momentum must be a number, got '0.9'"):
+        optim.SGD(net.parameters(), lr=0.1, momentum="0.9")
+    with raises(ValueError, "Adam: betas must be in [0, 1), two of them (beta1, beta2), got ('0.9', 0.999)"):
+        optim.Adam(net.parameters(), betas=("0.9", 0.999))
     assert adam.lr == 1e-3  # nothing refused was loaded
 
 
@@ -380,6 +387,7 @@ def test_optimizer_load_state_dict_that_does_not_fit():
         (dict(epochs=0, batch_size=1), "epochs must be a positive integer, got 0; batch size must be"),
         # (a TypeError from the comparison: '>' not supported between 'str' and 'int')
         (dict(lr="1e-3"), "lr must be a number, got '1e-3'"),
+        (dict(batch_size="64", limit=100), "batch size must be an integer of at least 2 (batch norm needs 2), got 64"),
         (dict(beta1=None, ema="0.9"), "beta1 must be a number, got None; ema must be a number, got '0.9'"),
         (dict(gp_weight=float("nan")), "gp weight must be 0 or more, and finite, got nan"),
     ],
@@ -421,31 +429,36 @@ def test_an_array_where_a_tensor_belongs(call, message):
         call()
 
 
+NOT_NUMBERS = "expected a number, a list of numbers or an array of them (bool, integer or floating point), got"
+
+
 @pytest.mark.parametrize("value", [None, "2", [1.0, None]])
 def test_a_constant_that_is_not_a_number(value):
     # None became NaN, "2" a string array, silently
-    with raises(TypeError, "expected a number, a list of numbers or an array of them, got"):
-        t(2) + value
-    with raises(TypeError, "expected a number, a list of numbers or an array of them, got"):
-        t(2) * value
+    for operand in (t(2), mg.tensor([1, 2])):
+        with raises(TypeError, NOT_NUMBERS):
+            operand + value
+        with raises(TypeError, NOT_NUMBERS):
+            operand * value
 
 
 @pytest.mark.parametrize("data", [None, "abc", np.array(["1", "2"]), np.array([1, None], dtype=object)])
 def test_a_tensor_of_things_that_are_not_numbers(data):
-    with raises(TypeError, "mg.tensor() takes numbers (bool, integer or floating point), got values of dtype"):
-        mg.tensor(data)
+    for dtype in (None, "float32"):  # checked before the cast: float32 of None is NaN, of "1" is 1
+        with raises(TypeError, "mg.tensor(): " + NOT_NUMBERS):
+            mg.tensor(data, dtype=dtype)
 
 
 def test_flatten_with_start_after_end():
     with raises(ValueError, "flatten: start_dim 2 comes after end_dim 1 (shape (2, 3, 4))"):
         t(2, 3, 4).flatten(2, 1)  # was a tensor of shape (2, 3, 1, 4)
-
+    with raises(ValueError, "flatten: start_dim 2 comes after end_dim -2 (shape (2, 3, 4))"):
+        t(2, 3, 4).flatten(2, -2)  # the dims as given
 
 
 def test_unflatten_of_a_dimension_the_input_lacks():
-    with raises(ValueError, "Unflatten(dim=1, unflattened_size=(2, 3)): dimension 1 is out of range for input of shape (6,)"):
+    with raises(ValueError, "Unflatten(dim=1, unflattened_size=(2, 3)): dimension 1 is out of range for a tensor of shape (6,)"):
         nn.Unflatten(1, (2, 3))(t(6))  # split dimension 0 instead
-
 
 
 def test_iterating_over_a_0d_tensor():
@@ -454,13 +467,11 @@ def test_iterating_over_a_0d_tensor():
     assert [r.shape for r in t(2, 3)] == [(3,), (3,)]
 
 
-
 def test_cat_of_a_tensor_or_of_nothing():
     with raises(TypeError, "cat: expected a list of tensors, got a Tensor of shape (2, 3)"):
         mg.cat(t(2, 3))  # joined its rows into shape (6,)
     with raises(ValueError, "cat: expected a non-empty list of tensors, got an empty one"):
         mg.cat([])
-
 
 
 def test_matmul_batch_dimensions_that_do_not_broadcast():

@@ -5,6 +5,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..ops.conv import pair
+from ..ops.shape import _check_dims
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -170,8 +171,7 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
-        if not -x.ndim <= self.dim < x.ndim:  # dim % ndim would split another dimension
-            raise ValueError(f"{self!r}: dimension {self.dim} is out of range for input of shape {tuple(x.shape)}")
+        _check_dims(repr(self), x, self.dim)  # (dim % ndim would split another dimension)
         d = self.dim % x.ndim
         size = int(np.prod(self.unflattened_size))
         if x.shape[d] != size:

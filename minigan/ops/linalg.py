@@ -47,14 +47,14 @@ def matmul(a, b):
             f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dimension of the first "
             f"({a.shape[-1]}) must equal the second-to-last of the second ({b.shape[-2]})"
         )
-    try:
-        if a.ndim > 2 or b.ndim > 2:  # batches of matrices (a plain product has none to check)
+    if a.ndim > 2 or b.ndim > 2:  # batches of matrices (a plain product has none to check)
+        try:
             np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch dimensions "
-            f"{a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast together"
-        ) from None
+        except ValueError:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch dimensions "
+                f"{a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast together"
+            ) from None
     return MatMul.apply(a, b)
 
 

@@ -97,7 +97,7 @@ def log_softmax(input, dim=1):
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
-def _class_labels(labels, num_classes, like):
+def _class_labels(name, labels, num_classes, like):
     """(N,) integer labels (an array, a list or a tensor), checked to lie in
     0..num_classes - 1, as an array on ``like``'s device."""
     labels = labels.data if isinstance(labels, Tensor) else labels
@@ -106,7 +106,7 @@ def _class_labels(labels, num_classes, like):
     # the host; labels on a GPU in one reduction (reading its result waits for the GPU).
     # (A label such as 0.5 matched no class: a row of zeros, silently.)
     if labels.ndim != 1 or labels.dtype.kind not in "iu" or bool(((labels < 0) | (labels >= num_classes)).any()):
-        raise ValueError(f"one_hot: expected a 1-D array of integer labels in 0..{num_classes - 1}, got {labels!r}")
+        raise ValueError(f"{name}: expected a 1-D array of integer labels in 0..{num_classes - 1}, got {labels!r}")
     return get_xp(like.data).asarray(labels)
 
 
@@ -118,7 +118,7 @@ def _one_hot(labels, num_classes, like):
 def one_hot(labels, num_classes, like):
     """(N,) integer labels (an array, a list or a tensor) -> (N, num_classes) constant
     tensor of 0s and 1s with ``like``'s dtype and device."""
-    return _one_hot(_class_labels(labels, num_classes, like), num_classes, like)
+    return _one_hot(_class_labels("one_hot", labels, num_classes, like), num_classes, like)
 
 
 class PickClass(Function):
@@ -142,5 +142,5 @@ def cross_entropy(input, labels, reduction="mean"):
     ℓ_n = -log softmax(x_n)[y_n]."""
     if input.ndim != 2 or len(labels) != input.shape[0]:
         raise ValueError(f"cross_entropy: expected logits (N, K) and N labels, got {input.shape} and {len(labels)} labels")
-    picked = PickClass.apply(log_softmax(input, 1), labels=_class_labels(labels, input.shape[1], input))
+    picked = PickClass.apply(log_softmax(input, 1), labels=_class_labels("cross_entropy", labels, input.shape[1], input))
     return _reduce(-picked, reduction)

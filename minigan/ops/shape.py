@@ -157,8 +157,8 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         x = reshape(x, (1,))
     _check_dims("flatten", x, start_dim, end_dim)
-    start_dim, end = start_dim % x.ndim, end_dim % x.ndim
-    if start_dim > end:  # NumPy would reshape to a shape with a 1 inserted, silently
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    if start > end:  # NumPy would reshape to a shape with a 1 inserted, silently
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {x.shape})")
-    size = math.prod(x.shape[start_dim : end + 1])
-    return reshape(x, x.shape[:start_dim] + (size,) + x.shape[end + 1 :])
+    size = math.prod(x.shape[start : end + 1])
+    return reshape(x, x.shape[:start] + (size,) + x.shape[end + 1 :])

@@ -71,8 +71,8 @@ def mask(x, m):
 class Clamp(Function):
     def forward(self, x, min, max):
         xp = get_xp(x)
-        # Slope 1 where min <= x <= max, as PyTorch has it: where min > max every
-        # value becomes max, and none is inside (y == x would count x = max in).
+        # Slope 1 where min <= x <= max, as PyTorch has it. (Where min > max every
+        # value becomes max and none is inside, though y == x where x = max.)
         inside = xp.ones(x.shape, dtype=bool)
         if min is not None:
             inside &= x >= min
