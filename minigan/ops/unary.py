@@ -138,8 +138,8 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
-    if x.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
-        x = _float32(x)  # a float bound makes an integer tensor float32, as in PyTorch
+    if any(isinstance(b, (float, np.floating)) for b in (min, max)):
+        x = _floating(x)  # a float bound makes an integer tensor float32, as in PyTorch
     return Clamp.apply(x, min=min, max=max)
 
 
