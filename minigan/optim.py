@@ -7,7 +7,7 @@ import numbers
 import kernels
 import numpy as np
 
-from .backend import get_xp, to_device, to_numpy
+from .backend import NUMERIC_KINDS, get_xp, to_device, to_numpy
 from .tensor import Tensor
 
 
@@ -83,6 +83,8 @@ class Optimizer:
             raise ValueError(f"{name}.load_state_dict: hyper-parameters {sorted(defaults)} in the state dict, "
                              f"{sorted(self.defaults)} in this {name}")
         defaults = self._checked({**self.defaults, **defaults})  # the ones it names replace this one's
+        if not isinstance(states, (list, tuple)) or not all(isinstance(s, dict) for s in states):
+            raise ValueError(f"{name}.load_state_dict: 'state' must be a list of one dict per parameter, got {states!r:.60}")
         if len(states) != len(self.params):
             raise ValueError(f"{name}.load_state_dict: state for {len(states)} parameters, this optimiser has {len(self.params)}")
         for i, (p, s) in enumerate(zip(self.params, states)):
@@ -90,13 +92,25 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: parameter {i}'s state holds {sorted(s)}, "
                                  f"expected {sorted(self.state_keys)} (or nothing, before its first step)")
             for k, v in s.items():
-                if not isinstance(v, (int, float)) and tuple(v.shape) != p.shape:
-                    raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {i} has shape {tuple(v.shape)}, the parameter {p.shape}")
+                self._check_state_value(i, k, v, p)
         self.defaults = defaults
         self.state = [
-            {k: (v if isinstance(v, (int, float)) else to_device(v, p.device).astype(p.dtype)) for k, v in s.items()}
+            {k: (int(v) if k == "step" else to_device(v, p.device).astype(p.dtype)) for k, v in s.items()}
             for p, s in zip(self.params, states)
         ]
+
+    def _check_state_value(self, i, key, value, p):
+        """A step count is an int of at least 1 (the state exists once a step was taken;
+        Adam divides by 1 - β^step); any other value, an array of numbers shaped like
+        its parameter."""
+        where = f"{type(self).__name__}.load_state_dict: state '{key}' of parameter {i}"
+        if key == "step":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{where} must be a step count, an int of 1 or more, got {value!r:.40}")
+        elif not hasattr(value, "dtype") or value.dtype.kind not in NUMERIC_KINDS:
+            raise ValueError(f"{where} must be an array of numbers, got {value!r:.40} (a {type(value).__name__})")
+        elif tuple(value.shape) != p.shape:
+            raise ValueError(f"{where} has shape {tuple(value.shape)}, the parameter {p.shape}")
 
     @property
     def lr(self):

@@ -201,3 +201,37 @@ def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
 
 def test_lr_property():
     assert math.isclose(optim.Adam([Parameter(P0.copy())], lr=3e-4).lr, 3e-4)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s[0].update(step=-1), r"state 'step' of parameter 0 must be a step count, an int of 1 or more, got -1"),
+    (lambda s: s[0].update(step=0), "must be a step count"),  # Adam's bias correction divided by 1 - β⁰ = 0
+    (lambda s: s[0].update(step=1.5), "must be a step count, an int of 1 or more, got 1.5"),  # loaded, then 2.5, 3.5 ...
+    (lambda s: s[0].update(step="3"), "must be a step count"),
+    (lambda s: s[0].update(exp_avg=None), r"state 'exp_avg' of parameter 0 must be an array of numbers, got None \(a NoneType\)"),
+    (lambda s: s[0].update(exp_avg=np.array(["1", "2", "3"])), "must be an array of numbers"),
+    (lambda s: s.__setitem__(0, "x"), "'state' must be a list of one dict per parameter"),
+], ids=["negative step", "step 0", "float step", "string step", "None moment", "string moment", "not a dict"])
+def test_load_state_dict_rejects_bad_values(edit, words):
+    # Each was loaded, then failed at the next step (a ZeroDivisionError in the kernel's
+    # launcher) or trained on with a nonsense bias correction.
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = GRADS[0].copy()
+    opt.step()
+    state = opt.state_dict()
+    edit(state["state"])
+    with pytest.raises(ValueError, match=words):
+        optim.Adam([Parameter(P0.copy())]).load_state_dict(state)
+
+
+def test_load_state_dict_keeps_a_numpy_step_count_as_an_int():
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = GRADS[0].copy()
+    opt.step()
+    state = opt.state_dict()
+    state["state"][0]["step"] = np.int64(1)  # as read back from an .npz file
+    restored = optim.Adam([Parameter(P0.copy())])
+    restored.load_state_dict(state)
+    assert type(restored.state[0]["step"]) is int
