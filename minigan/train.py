@@ -140,6 +140,7 @@ DCGAN_RUN_SETTINGS = {"d_depth": 3, "g_depth": 4, "lr": 1e-3, "batch_size": 32, 
 FORMAT = "minigan-gan-checkpoint-2"
 # What Trainer.load reads from a checkpoint's metadata (epoch_metrics may be missing).
 META_FIELDS = ("config", "step", "loader", "noise_rng", "rng", "opt_g_steps", "opt_d_steps", "history")
+STEP_STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_step returns, one entry of Trainer.history
 ADAM_MOMENTS = ("exp_avg", "exp_avg_sq")  # Adam's arrays for every parameter that has taken a step
 
 
@@ -393,11 +394,52 @@ def read_checkpoint(path):
     missing = [field for field in META_FIELDS if field not in meta]
     if missing:
         raise CheckpointError(f"{path!r} is damaged: its metadata has no {', '.join(missing)}")
+    wrong = _wrong_meta_types(meta) + [
+        f"its timeline has an entry {key!r}, not an epoch number" for key in arrays.get("timeline", {}) if not key.isdigit()
+    ]
+    if wrong:  # a hand edit: named here, not failing later deep inside the run
+        raise CheckpointError(f"{path!r} is damaged: {'; '.join(wrong)}")
     unknown = sorted(set(meta["config"]) - {field.name for field in dataclasses.fields(Config)})
     if unknown:
         raise CheckpointError(f"{path!r} has settings this minigan does not know: {', '.join(unknown)} "
                               "(was it written by a newer minigan?)")
     return arrays, meta
+
+
+def _wrong_meta_types(meta):
+    """What in a checkpoint's metadata is not of the type Trainer.state writes."""
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def counts(v):
+        return isinstance(v, list) and all(map(count, v))
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def pcg64_state(v):  # both generators are NumPy's default, PCG64
+        try:
+            np.random.PCG64().state = v
+        except (TypeError, ValueError, KeyError):
+            return False
+        return True
+
+    expected = {
+        "config": (lambda v: isinstance(v, dict), "an object of settings"),
+        "step": (count, "a step count (an int, 0 or more)"),
+        "loader": (lambda v: isinstance(v, dict) and all(count(v.get(k)) for k in ("epoch", "position", "seed")),
+                   "an object with the counts epoch, position and seed"),
+        "noise_rng": (pcg64_state, "the state of a PCG64 random generator"),
+        "rng": (pcg64_state, "the state of a PCG64 random generator"),
+        "opt_g_steps": (counts, "a list of step counts"),
+        "opt_d_steps": (counts, "a list of step counts"),
+        "history": (lambda v: isinstance(v, list) and all(isinstance(h, dict) and all(number(h.get(k)) for k in STEP_STATS)
+                                                          for h in v),
+                    f"a list of each step's {', '.join(STEP_STATS)}"),
+        "epoch_metrics": (lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of objects"),
+    }
+    return [f"its {field} is {meta[field]!r:.40}, expected {what}"
+            for field, (ok, what) in expected.items() if field in meta and not ok(meta[field])]
 
 
 def resumed_config(path, **changes):

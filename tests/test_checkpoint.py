@@ -256,8 +256,21 @@ def _edited(tmp_path, edit):
          "has settings this minigan does not know: warp_drive \\(was it written by a newer minigan\\?\\)"),
         (lambda arrays, meta: meta.pop("loader"), "is damaged: its metadata has no loader"),
         (lambda arrays, meta: arrays["opt_d"]["2"].pop("exp_avg"), "is damaged: it has no opt_d/2/exp_avg"),
+        # Hand edits of the JSON: each failed later, deep inside the run (a TypeError
+        # in train(), an AttributeError at the first record, a ZeroDivisionError in Adam).
+        (lambda arrays, meta: meta.update(step="1"), "is damaged: its step is '1', expected a step count"),
+        (lambda arrays, meta: meta.update(history=None), "is damaged: its history is None, expected a list of each step's loss_d"),
+        (lambda arrays, meta: meta["history"].append({"loss_d": 1.0}), "is damaged: its history is .*, expected a list"),
+        (lambda arrays, meta: meta.update(loader={"epoch": 0}), "is damaged: its loader is .*counts epoch, position and seed"),
+        (lambda arrays, meta: meta.update(noise_rng={}), "is damaged: its noise_rng is {}, expected the state of a PCG64"),
+        (lambda arrays, meta: meta["rng"].update(state="x"), "is damaged: its rng is .*, expected the state of a PCG64"),
+        (lambda arrays, meta: meta["opt_g_steps"].__setitem__(0, -1), "is damaged: its opt_g_steps is \\[-1, .*step counts"),
+        (lambda arrays, meta: meta.update(epoch_metrics=None), "is damaged: its epoch_metrics is None, expected a list"),
+        (lambda arrays, meta: meta.update(config=[]), "is damaged: its config is \\[\\], expected an object of settings"),
+        (lambda arrays, meta: arrays.update(timeline={"last": np.zeros(3)}), "is damaged: its timeline has an entry 'last', not an epoch"),
     ],
-    ids=["unknown setting", "no loader", "no Adam moment"],
+    ids=["unknown setting", "no loader", "no Adam moment", "step text", "history null", "history entry", "loader",
+         "noise state", "rng state", "Adam step", "epoch metrics", "config", "timeline"],
 )
 def test_checkpoint_with_bad_metadata(tmp_path, edit, message):
     path = str(_edited(tmp_path, edit))
