@@ -7,6 +7,7 @@ optional: it is imported only when a CUDA device is asked for.
 """
 
 import ctypes
+import numbers
 import sys
 
 import numpy as np
@@ -76,6 +77,24 @@ def _device_of_other(array):
             "(mg.tensor(...) makes one from lists and numbers too)"
         )
     return "cuda"
+
+
+def is_number(value):
+    """Whether ``value`` is one real number (a Python or NumPy int or float), for the
+    checks of hyper-parameters and settings. A bool is not one: True would pass as 1."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_int(value):
+    """Whether ``value`` is one integer (Python's or NumPy's), a bool excepted."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_number(value, name, who):
+    """``value`` if it is a number (see is_number), else a TypeError naming it."""
+    if not is_number(value):
+        raise TypeError(f"{who}: {name} must be a number, got {value!r:.40} (a {type(value).__name__})")
+    return value
 
 
 def numeric_dtype(value, who=""):

@@ -2,12 +2,11 @@
 any graph, from the gradients that ``backward`` left in ``p.grad``."""
 
 import math
-import numbers
 
 import kernels
 import numpy as np
 
-from .backend import NUMERIC_KINDS, get_xp, to_device, to_numpy
+from .backend import NUMERIC_KINDS, check_number, get_xp, is_int, is_number, to_device, to_numpy
 from .tensor import Tensor
 
 
@@ -46,9 +45,7 @@ class Optimizer:
         """A TypeError for a hyper-parameter that is not a number (the range checks
         would fail on it with Python's own message)."""
         for name in names:
-            value = defaults[name]
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{type(self).__name__}: {name} must be a number, got {value!r}")
+            check_number(defaults[name], name, type(self).__name__)
 
     def zero_grad(self):
         for p in self.params:
@@ -105,7 +102,7 @@ class Optimizer:
         its parameter."""
         where = f"{type(self).__name__}.load_state_dict: state '{key}' of parameter {i}"
         if key == "step":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{where} must be a step count, an int of 1 or more, got {value!r:.40}")
         elif not hasattr(value, "dtype") or value.dtype.kind not in NUMERIC_KINDS:
             raise ValueError(f"{where} must be an array of numbers, got {value!r:.40} (a {type(value).__name__})")
@@ -162,7 +159,7 @@ class Adam(Optimizer):
         lr, betas, eps = defaults["lr"], defaults["betas"], defaults["eps"]
         if not 0 < lr < math.inf:
             raise ValueError(f"Adam: lr must be positive and finite, got {lr}")
-        if np.shape(betas) != (2,) or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+        if np.shape(betas) != (2,) or not all(is_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
         if not eps >= 0:
             raise ValueError(f"Adam: eps must be 0 or more, got {eps}")

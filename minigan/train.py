@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import json
 import math
-import numbers
 import os
 import signal
 import sys
@@ -68,7 +67,7 @@ class Config:
         # checkpoint) is named first: the range checks below would fail on it with a TypeError.
         not_numbers = [f"{name.replace('_', ' ')} must be a number, got {getattr(self, name)!r}"
                        for name in ("lr", "beta1", "beta2", "label_smoothing", "ema", "gp_weight")
-                       if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Real)]
+                       if not backend.is_number(getattr(self, name))]
         if not_numbers:
             raise ConfigError("; ".join(not_numbers))
         problems = []
@@ -409,13 +408,10 @@ def read_checkpoint(path):
 def _wrong_meta_types(meta):
     """What in a checkpoint's metadata is not of the type Trainer.state writes."""
     def count(v):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        return backend.is_int(v) and v >= 0
 
     def counts(v):
         return isinstance(v, list) and all(map(count, v))
-
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     def pcg64_state(v):  # both generators are NumPy's default, PCG64
         try:
@@ -433,7 +429,7 @@ def _wrong_meta_types(meta):
         "rng": (pcg64_state, "the state of a PCG64 random generator"),
         "opt_g_steps": (counts, "a list of step counts"),
         "opt_d_steps": (counts, "a list of step counts"),
-        "history": (lambda v: isinstance(v, list) and all(isinstance(h, dict) and all(number(h.get(k)) for k in STEP_STATS)
+        "history": (lambda v: isinstance(v, list) and all(isinstance(h, dict) and all(backend.is_number(h.get(k)) for k in STEP_STATS)
                                                           for h in v),
                     f"a list of each step's {', '.join(STEP_STATS)}"),
         "epoch_metrics": (lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of objects"),

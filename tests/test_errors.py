@@ -509,3 +509,35 @@ def test_load_state_dict_of_values_that_are_not_numbers(bias, dtype):
 def test_load_state_dict_of_something_that_is_not_a_dict():
     with raises(TypeError, "load_state_dict for Linear: expected a dict of name -> array (e.g. another model's state_dict()), got a Linear"):
         nn.Linear(2, 3).load_state_dict(nn.Linear(2, 3))
+
+
+# --- arguments of the wrong kind ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        # Each failed in NumPy or Python, naming neither the layer nor the argument
+        # ("'float' object cannot be interpreted as an integer", "negative dimensions are
+        # not allowed"), or not at all: Linear(0, 3) and eps=-1 gave NaN later.
+        (lambda: nn.Linear(2.5, 3), ValueError, "Linear: in_features must be an int of at least 1, got 2.5"),
+        (lambda: nn.Linear(4, -1), ValueError, "Linear: out_features must be an int of at least 1, got -1"),
+        (lambda: nn.Linear(4, True), ValueError, "Linear: out_features must be an int of at least 1, got True"),
+        (lambda: nn.Conv2d(0, 8, 3), ValueError, "Conv2d: in_channels must be an int of at least 1, got 0"),
+        (lambda: nn.ConvTranspose2d(3, "8", 3), ValueError, "ConvTranspose2d: out_channels must be an int of at least 1, got '8'"),
+        (lambda: nn.BatchNorm2d(3.5), ValueError, "BatchNorm2d: num_features must be an int of at least 1, got 3.5"),
+        (lambda: nn.BatchNorm1d(4, eps=-1e-5), ValueError, "BatchNorm1d: eps must be positive, got -1e-05"),
+        (lambda: nn.BatchNorm1d(4, eps="1e-5"), TypeError, "BatchNorm1d: eps must be a number, got '1e-5' (a str)"),
+        (lambda: nn.BatchNorm2d(4, momentum="0.1"), TypeError, "BatchNorm2d: momentum must be a number, got '0.1' (a str)"),
+        (lambda: nn.Unflatten(1, (2, 3.0)), ValueError, "Unflatten: unflattened_size[1] must be an int of at least 1, got 3.0"),
+        (lambda: nn.Dropout("0.5")(t(2, 3)), TypeError, "dropout: p must be a number, got '0.5' (a str)"),
+        (lambda: nn.LeakyReLU("0.2")(t(2, 3)), TypeError, "leaky_relu: negative_slope must be a number, got '0.2' (a str)"),
+        (lambda: t(2, 3).clamp(min="0"), TypeError, "clamp: min must be a number, got '0' (a str)"),
+        (lambda: nn.Flatten(1.5)(t(2, 3)), TypeError, "flatten: dimensions are ints, got 1.5 (a float)"),
+        (lambda: t(2, 3).transpose(0, None), TypeError, "transpose: dimensions are ints, got None (a NoneType)"),
+        (lambda: t(2, 3).sum(1.0), TypeError, "dim must be an int or a tuple of ints, got 1.0 (a float)"),
+        (lambda: t(2, 3).sum((0, -2)), ValueError, "dim (0, -2) names an axis twice (of a tensor with 2 dimensions)"),
+        (lambda: t(2, 3).mean((1, 1)), ValueError, "dim (1, 1) names an axis twice"),
+    ],
+)
+def test_arguments_of_the_wrong_kind(call, error, message):
+    with raises(error, message):
+        call()

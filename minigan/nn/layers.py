@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..backend import check_number, is_int
 from ..ops.conv import pair
 from ..ops.shape import _check_dims
 from ..tensor import Tensor
@@ -16,6 +17,13 @@ def _param(*shape):
     return Parameter(np.empty(shape, dtype=np.float32))
 
 
+def _check_sizes(layer, **sizes):
+    """Numbers of features or channels are ints of at least 1."""
+    for name, value in sizes.items():
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{layer}: {name} must be an int of at least 1, got {value!r:.40}")
+
+
 def _check_input(layer, x, ndim, axis, size, layout):
     """Raise a clear error naming the layer when x is not (.., size at axis, ..)."""
     if x.ndim != ndim or x.shape[axis] != size:
@@ -25,6 +33,7 @@ def _check_input(layer, x, ndim, axis, size, layout):
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = _param(out_features, in_features)  # PyTorch's layout: (out, in)
         self.bias = _param(out_features) if bias else None
@@ -41,6 +50,7 @@ class Linear(Module):
 class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, fan_in):
         super().__init__()
+        _check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.weight = _param(*weight_shape)
@@ -85,11 +95,15 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
-        if momentum is None or not 0 <= momentum <= 1:
+        name = type(self).__name__
+        _check_sizes(name, num_features=num_features)
+        if momentum is None or not 0 <= check_number(momentum, "momentum", name) <= 1:
             raise ValueError(
-                f"{type(self).__name__}: momentum must be a number in [0, 1], got {momentum!r} "
+                f"{name}: momentum must be a number in [0, 1], got {momentum!r} "
                 "(PyTorch's momentum=None, a cumulative average, is not supported)"
             )
+        if not check_number(eps, "eps", name) > 0:  # 1/√(σ² + eps): a negative eps gives NaN
+            raise ValueError(f"{name}: eps must be positive, got {eps!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
@@ -169,6 +183,7 @@ class Unflatten(Module):
     def __init__(self, dim, unflattened_size):
         super().__init__()
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        _check_sizes("Unflatten", **{f"unflattened_size[{i}]": n for i, n in enumerate(self.unflattened_size)})
 
     def forward(self, x):
         _check_dims(repr(self), x, self.dim)  # (dim % ndim would split another dimension)

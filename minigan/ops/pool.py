@@ -1,7 +1,7 @@
 """Average pooling, nearest upsampling and dropout, built from other ops (so their
 gradients, and second gradients, come from those ops)."""
 
-from ..backend import get_xp
+from ..backend import check_number, get_xp
 from ..random import default_generator
 from ..tensor import Tensor
 from .conv import pair
@@ -39,7 +39,7 @@ def upsample_nearest(input, scale_factor=2):
 def dropout(input, p=0.5, training=True, generator=None):
     """Zero each element with probability p and scale the rest by 1/(1 - p), so the
     expected value is unchanged (inverted dropout). Identity when not training."""
-    if not 0 <= p < 1:
+    if not 0 <= check_number(p, "p", "dropout") < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0:
         return input

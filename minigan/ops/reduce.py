@@ -7,10 +7,9 @@ broadcasting in its backward pass.
 """
 
 import math
-import operator
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import get_xp, is_int
 from ..tensor import tuple_arg
 
 
@@ -19,11 +18,16 @@ def _axes(axis, ndim):
     None, and as in PyTorch an empty tuple or list, means every axis."""
     if axis is None or (isinstance(axis, (tuple, list)) and len(axis) == 0):
         return tuple(range(ndim))
-    axis = tuple(axis) if isinstance(axis, (tuple, list)) else (operator.index(axis),)
+    axis = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     for a in axis:
+        if not is_int(a):
+            raise TypeError(f"dim must be an int or a tuple of ints, got {a!r:.40} (a {type(a).__name__})")
         if not -ndim <= a < ndim:
             raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axis))
+    axes = sorted(a % ndim for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"dim {axis} names an axis twice (of a tensor with {ndim} dimensions)")
+    return tuple(axes)
 
 
 class Sum(Function):

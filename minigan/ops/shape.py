@@ -6,7 +6,7 @@ import math
 import operator
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import get_xp, is_int
 from ..tensor import Tensor, tuple_arg
 
 
@@ -97,6 +97,8 @@ def _basic_index(index):
 
 def _check_dims(name, x, *dims):
     for dim in dims:
+        if not is_int(dim):
+            raise TypeError(f"{name}: dimensions are ints, got {dim!r:.40} (a {type(dim).__name__})")
         if not -x.ndim <= dim < x.ndim:
             raise ValueError(f"{name}: dimension {dim} is out of range for a tensor of shape {x.shape}")
 

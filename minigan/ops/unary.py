@@ -10,7 +10,7 @@ import kernels
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import check_number, get_xp
 from .arithmetic import _float32
 
 
@@ -138,6 +138,9 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None:
+            check_number(bound, name, "clamp")
     if any(isinstance(b, (float, np.floating)) for b in (min, max)):
         x = _floating(x)  # a float bound makes an integer tensor float32, as in PyTorch
     return Clamp.apply(x, min=min, max=max)
@@ -146,7 +149,7 @@ def clamp(x, min=None, max=None):
 def leaky_relu(x, negative_slope=0.01):
     if x.dtype.kind != "f":  # the slope would be rounded to an integer
         raise TypeError(f"leaky_relu: expected a floating-point tensor, got {x.dtype}")
-    return LeakyReLU.apply(x, negative_slope=float(negative_slope))
+    return LeakyReLU.apply(x, negative_slope=float(check_number(negative_slope, "negative_slope", "leaky_relu")))
 
 
 def sqrt(x):
