@@ -441,7 +441,12 @@ def _wrong_meta_types(meta):
 def resumed_config(path, **changes):
     """The configuration a checkpoint's run used, with ``changes`` (say, more epochs)."""
     _, meta = read_checkpoint(path)
-    return dataclasses.replace(Config(**meta["config"]), **changes)
+    config = dataclasses.replace(Config(**meta["config"]), **changes)
+    try:
+        return config.validate()
+    except ConfigError as e:  # (a hand-edited checkpoint, or a change): say where the settings came from
+        given = f", with {', '.join(sorted(changes))} changed" if changes else ""
+        raise ConfigError(f"{e} (the settings of {path!r}{given})") from None
 
 
 def _optimizer_arrays(opt):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minigan.train import Config, Trainer, read_checkpoint, resumed_config
+from minigan.train import Config, ConfigError, Trainer, read_checkpoint, resumed_config
 
 TINY = dict(limit=16, batch_size=8, epochs=1, metrics=False)
 
@@ -306,3 +306,10 @@ def test_save_of_python_objects_is_refused(tmp_path):
     with pytest.raises(TypeError, match=r"G/0\.bias \(object\) hold Python objects, not numbers"):
         save_checkpoint(path, {"G": {"0.bias": None}}, {})
     assert not path.exists()
+
+
+def test_out_of_range_settings_in_a_checkpoint_are_named_as_its(tmp_path):
+    # The error said "lr must be a number, got 'x'", as if a flag had been wrong.
+    path = str(_edited(tmp_path, lambda arrays, meta: meta["config"].update(lr="x")))
+    with pytest.raises(ConfigError, match=r"lr must be a number, got 'x' \(the settings of '.*edited.npz', with epochs changed\)"):
+        resumed_config(path, epochs=5)
