@@ -5,7 +5,7 @@
     python examples/mnist_gan.py --model mlp        # the MLP GAN of the lecture notes
     python examples/mnist_gan.py --loss wgan-gp     # a WGAN-GP critic (with its own lr, betas, n_critic)
     python examples/mnist_gan.py --conditional      # G(z, y): one row of samples per digit
-    python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz --epochs 10
+    python examples/mnist_gan.py --resume runs/dcgan-.../checkpoint.npz --epochs 30   # 10 more than its 20
 
 Each epoch writes a checkpoint, and every --report-every epochs (1 for the DCGAN, 5
 for the MLP, and the last) a grid of samples from one fixed noise batch, the metrics
