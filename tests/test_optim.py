@@ -142,12 +142,16 @@ def test_state_dict_is_a_copy_of_the_moments():
     assert saved["state"][0]["step"] == 1
 
 
-def test_load_state_dict_rejects_wrong_sizes():
+def _adam_state_after_one_step():
     p = Parameter(P0.copy())
     opt = optim.Adam([p], lr=0.1)
     p.grad = GRADS[0].copy()
     opt.step()
-    state = opt.state_dict()
+    return opt.state_dict()
+
+
+def test_load_state_dict_rejects_wrong_sizes():
+    state = _adam_state_after_one_step()
     with pytest.raises(ValueError, match="state for 1 parameters, this optimiser has 2"):
         optim.Adam([Parameter(P0.copy()), Parameter(P0.copy())]).load_state_dict(state)
     with pytest.raises(ValueError, match="exp_avg"):
@@ -215,22 +219,14 @@ def test_lr_property():
 def test_load_state_dict_rejects_bad_values(edit, words):
     # Each was loaded, then failed at the next step (a ZeroDivisionError in the kernel's
     # launcher) or trained on with a nonsense bias correction.
-    p = Parameter(P0.copy())
-    opt = optim.Adam([p], lr=0.1)
-    p.grad = GRADS[0].copy()
-    opt.step()
-    state = opt.state_dict()
+    state = _adam_state_after_one_step()
     edit(state["state"])
     with pytest.raises(ValueError, match=words):
         optim.Adam([Parameter(P0.copy())]).load_state_dict(state)
 
 
 def test_load_state_dict_keeps_a_numpy_step_count_as_an_int():
-    p = Parameter(P0.copy())
-    opt = optim.Adam([p], lr=0.1)
-    p.grad = GRADS[0].copy()
-    opt.step()
-    state = opt.state_dict()
+    state = _adam_state_after_one_step()
     state["state"][0]["step"] = np.int64(1)  # as read back from an .npz file
     restored = optim.Adam([Parameter(P0.copy())])
     restored.load_state_dict(state)
