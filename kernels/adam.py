@@ -13,6 +13,7 @@ the bit; but p, m and v are read and written once instead of about ten times.
 the last bit may differ from the CPU's; GPU runs still repeat exactly.)
 """
 
+import functools
 import math
 
 from numba import cuda, prange, void
@@ -46,12 +47,18 @@ def _adam_cuda(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_
         _adam_value_gpu(p, g, m, v, k, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bias2, eps, step_size)
 
 
+@functools.lru_cache(maxsize=16)
+def _constants(dtype, step, lr, beta1, beta2, eps):
+    """The kernel's constants in the parameter's dtype, each rounded once as NumPy
+    would round them. Every parameter of a step shares them: computed once per step."""
+    f = dtype.type
+    return f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(math.sqrt(1 - beta2**step)), f(eps), f(lr / (1 - beta1**step))
+
+
 def adam_update(p, g, m, v, step, lr, beta1, beta2, eps):
     """Step ``step`` of Adam for parameter ``p`` with gradient ``g``: p, m and v
     (arrays of p's shape and dtype) are updated in place."""
-    f = p.dtype.type
-    # The constants in p's dtype, each rounded once as NumPy would round them.
-    constants = (f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(math.sqrt(1 - beta2**step)), f(eps), f(lr / (1 - beta1**step)))
+    constants = _constants(p.dtype, step, lr, beta1, beta2, eps)
     # The kernel runs over flat memory; an array that is not one C-ordered
     # block is updated through a contiguous copy (``contiguous`` hands back a
     # C-contiguous array itself).

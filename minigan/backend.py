@@ -82,12 +82,14 @@ def _device_of_other(array):
 def is_number(value):
     """Whether ``value`` is one real number (a Python or NumPy int or float), for the
     checks of hyper-parameters and settings. A bool is not one: True would pass as 1."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return type(value) in (int, float) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
 
 
 def is_int(value):
     """Whether ``value`` is one integer (Python's or NumPy's), a bool excepted."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # A plain int, by far the most common case, is told first: the test against the
+    # abstract class numbers.Integral is slow, and the ops check every axis they get.
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def check_number(value, name, who):

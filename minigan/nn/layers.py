@@ -1,5 +1,6 @@
 """The layers, each a thin Module over an op in ``minigan.nn.functional``."""
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -188,7 +189,7 @@ class Unflatten(Module):
     def forward(self, x):
         _check_dims(repr(self), x, self.dim)  # (dim % ndim would split another dimension)
         d = self.dim % x.ndim
-        size = int(np.prod(self.unflattened_size))
+        size = math.prod(self.unflattened_size)
         if x.shape[d] != size:
             raise ValueError(f"{self!r}: expected dimension {self.dim} of size {size}, got input of shape {tuple(x.shape)}")
         return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])

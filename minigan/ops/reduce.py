@@ -40,7 +40,9 @@ class Sum(Function):
     def backward(self, g):
         # y = sum of x over some axes, so dy/dx = 1 for each summed element:
         # every x element gets the gradient of the sum it went into.
-        if not self.keepdims:
+        if not self.keepdims and self.axis != tuple(range(len(self.axis))):
+            # The summed axes back as axes of size 1. (Not needed when they were the
+            # leading axes, e.g. a sum of everything: broadcasting prepends axes.)
             kept = [1 if i in self.axis else n for i, n in enumerate(self.in_shape)]
             g = g.reshape(kept)
         return (broadcast_to(g, self.in_shape),)
@@ -49,9 +51,11 @@ class Sum(Function):
 class BroadcastTo(Function):
     def forward(self, x, shape):
         self.in_shape = x.shape
-        # A broadcast view repeats one value in many places, and is read-only: copy, so
-        # that the result can be written like any other.
-        return get_xp(x).broadcast_to(x, shape).copy()
+        # x's values copied along the new axes into an array of its own (a broadcast
+        # view would repeat one value in many places, and is read-only).
+        out = get_xp(x).empty(shape, dtype=x.dtype)
+        out[...] = x
+        return out
 
     def backward(self, g):
         return (unbroadcast(g, self.in_shape),)

@@ -128,7 +128,7 @@ def transpose(x, dim0, dim1):
     _check_dims("transpose", x, dim0, dim1)
     dims = list(range(x.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-    return permute(x, dims)
+    return Permute.apply(x, dims=tuple(dims))  # a permutation by construction: no need to check it again
 
 
 def getitem(x, index):
