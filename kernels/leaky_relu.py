@@ -45,16 +45,20 @@ def _gate_cuda(x, g, out, slope):
         _gate_value_gpu(x, g, out, k, slope)
 
 
+def _gate(x, g, out, slope):
+    """The kernel over the flat memory of x, g and out (C-ordered, one shape)."""
+    run(_gate_cpu, _gate_cuda, grid(x.size), x.reshape(-1), g.reshape(-1), out.reshape(-1), x.dtype.type(slope))
+
+
 def _apply_gate(x, g, slope):
     if x.flags.c_contiguous:  # the common case: nothing to reorder
         out = empty(x, x.shape)
-        run(_gate_cpu, _gate_cuda, grid(x.size), x.reshape(-1), contiguous(g).reshape(-1), out.reshape(-1), x.dtype.type(slope))
+        _gate(x, contiguous(g), out, slope)
         return out
     axes = memory_order(x)
     x_mem, g_mem = contiguous(x.transpose(axes)), contiguous(g.transpose(axes))  # no copy of x
     out = empty(x, tuple(x.shape[i] for i in axes))  # (x_mem is 1-d when x is 0-d)
-    flat = (x_mem.reshape(-1), g_mem.reshape(-1), out.reshape(-1), x.dtype.type(slope))
-    run(_gate_cpu, _gate_cuda, grid(x.size), *flat)
+    _gate(x_mem, g_mem, out, slope)
     return out.transpose(tuple(axes.index(i) for i in range(x.ndim)))  # back to x's axes
 
 
