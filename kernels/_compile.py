@@ -51,19 +51,23 @@ class CpuLauncher:
     call of an inlined body would count each array argument up and down again,
     which costs far more than the body's work: im2col ran 20 times slower.
 
-    Sums may be added up in any order (``fastmath={"reassoc"}``, and no other
-    fast-math liberty: NaN and infinity still propagate), so that a loop that
-    sums can be vectorised: batch norm's per-channel sums ran 3 to 4 times
-    faster. They are accumulated in float64, so the order hardly matters.
-    ``exact=True`` leaves that out, for a body that must give NumPy's results
-    bit for bit (reassociation may also turn (a/b)·c into a·(c/b)).
+    Each value is computed as written, rounding for rounding as NumPy would, so
+    the parallel and the serial build, and machines of any vector width, give
+    the same results to the bit. A loop that only sums may give that up
+    (``reassociate=True``, i.e. ``fastmath={"reassoc"}`` and no other fast-math
+    liberty: NaN and infinity still propagate), so that it can be vectorised:
+    batch norm's per-channel sums ran 3 to 4 times faster. They are accumulated
+    in float64, so the order hardly matters. Nowhere else: reassociation lets the
+    compiler round differently in a vectorised loop than in its scalar remainder
+    (e.g. (x - m)·s·g as (x - m)·(s·g)), and then a value's last bit depends on
+    where it falls in the loop, and on which build ran.
 
     A division by zero gives inf or NaN, as in NumPy, instead of raising
     (``error_model="numpy"``): without the check in it, a loop that divides can
     be vectorised (Adam's update ran 3 times faster)."""
 
-    def __init__(self, f, exact=False):
-        options = dict(cache=True, _nrt=False, error_model="numpy", fastmath=set() if exact else {"reassoc"})
+    def __init__(self, f, reassociate=False):
+        options = dict(cache=True, _nrt=False, error_model="numpy", fastmath={"reassoc"} if reassociate else set())
         self.parallel = njit(parallel=True, **options)(f)
         # A copy under its own name: numba's disk cache tells functions apart by
         # name, not by compile options.
@@ -72,11 +76,12 @@ class CpuLauncher:
         self.serial = njit(**options)(serial)
 
 
-def cpu_launcher(f=None, *, exact=False):
-    """``@cpu_launcher``, or ``@cpu_launcher(exact=True)`` (see CpuLauncher)."""
+def cpu_launcher(f=None, *, reassociate=False):
+    """``@cpu_launcher``, or ``@cpu_launcher(reassociate=True)`` for a loop that sums
+    (see CpuLauncher)."""
     if f is None:
-        return lambda f: CpuLauncher(f, exact)
-    return CpuLauncher(f, exact)
+        return lambda f: CpuLauncher(f, reassociate)
+    return CpuLauncher(f, reassociate)
 
 
 def cuda_kernel(name, signature):

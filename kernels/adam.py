@@ -35,7 +35,7 @@ _adam_value_cpu = host_body(_adam_value)
 _adam_value_gpu = device_body(_adam_value)
 
 
-@cpu_launcher(exact=True)
+@cpu_launcher
 def _adam_cpu(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bias2, eps, step_size):
     for k in prange(p.size):
         _adam_value_cpu(p, g, m, v, k, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bias2, eps, step_size)

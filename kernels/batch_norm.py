@@ -73,7 +73,7 @@ def _block_sum(shared, value):
     return total
 
 
-@cpu_launcher
+@cpu_launcher(reassociate=True)
 def _sums_cpu(u, v, a, b, su, suv):
     # su[c] = sum of (u - a[c]),  suv[c] = sum of (u - a[c]) * (v - b[c])  over channel c
     N, C, L = u.shape
