@@ -68,12 +68,20 @@ class CpuLauncher:
 
     def __init__(self, f, reassociate=False):
         options = dict(cache=True, _nrt=False, error_model="numpy", fastmath={"reassoc"} if reassociate else set())
-        self.parallel = njit(parallel=True, **options)(f)
-        # A copy under its own name: numba's disk cache tells functions apart by
-        # name, not by compile options.
-        serial = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
-        serial.__qualname__ = f"{f.__qualname__}_serial"
-        self.serial = njit(**options)(serial)
+        # Numba's disk cache tells compiled functions apart by name and bytecode,
+        # not by compile options: each build goes under a name that carries its
+        # options, so that a change of them compiles anew rather than loading an
+        # older build from the cache.
+        tag = "reassoc" if reassociate else "exact"
+        self.parallel = njit(parallel=True, **options)(_renamed(f, f"parallel_{tag}"))
+        self.serial = njit(**options)(_renamed(f, f"serial_{tag}"))
+
+
+def _renamed(f, suffix):
+    """A copy of function f whose qualified name ends in _suffix."""
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    copy.__qualname__ = f"{f.__qualname__}_{suffix}"
+    return copy
 
 
 def cpu_launcher(f=None, *, reassociate=False):
