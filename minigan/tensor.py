@@ -134,18 +134,34 @@ class Tensor:
 
 
 # --- making tensors ---------------------------------------------------------------
-_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32}
-
-
 def tuple_arg(args):
     """``f(x, 2, 3)`` and ``f(x, (2, 3))`` alike, as PyTorch's reshape, expand and zeros take them."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
-def _dtype(dtype):
+def _size(args, who):
+    """A new tensor's size, given as ``f(2, 3)`` or ``f((2, 3))``: ints, 0 or more."""
+    size = tuple_arg(args)
+    if not all(map(backend.is_int, size)):
+        raise TypeError(f"{who}: the size must be ints, got {size!r:.60}")
+    if any(n < 0 for n in size):
+        raise ValueError(f"{who}: the size must not be negative, got {size!r}")
+    return size
+
+
+def _dtype(dtype, who, floating=False):
+    """A dtype argument ('float32', np.float64, ...) as a NumPy dtype: one of the number
+    types a tensor holds, or a floating-point one only (``floating``)."""
     if dtype is None:
         return None
-    return np.dtype(_DTYPES.get(dtype, dtype))
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind not in ("f" if floating else backend.NUMERIC_KINDS):
+        expected = "a floating-point type" if floating else "a number type (bool, integer or floating point)"
+        raise TypeError(f"{who}: dtype must be {expected}, e.g. 'float32' or 'float64', got {dtype!r:.40}")
+    return resolved
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):
@@ -162,13 +178,10 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
         data = np.asarray(unwrapped)  # e.g. a list of 0-d losses: one array, of their dtype
     xp = backend.xp_for(device)
     given = backend.numeric_dtype(data, "mg.tensor(): ")  # checked before the cast to dtype
-    dtype = _dtype(dtype)
+    dtype = _dtype(dtype, "mg.tensor()")
     if dtype is None and not hasattr(data, "dtype"):
         dtype = np.float32 if given.kind == "f" else given
-    array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
-    if requires_grad:
-        _check_differentiable(array.dtype)
-    return Tensor(array, requires_grad)
+    return _leaf(xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype), requires_grad)
 
 
 def _check_differentiable(dtype):
@@ -189,26 +202,32 @@ def _numpy_of_tensors(data):
     return None
 
 
+def _leaf(array, requires_grad):
+    if requires_grad:
+        _check_differentiable(array.dtype)
+    return Tensor(array, requires_grad)
+
+
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
-    device = backend.resolve_device(device)
-    return Tensor(backend.xp_for(device).zeros(tuple_arg(shape), dtype=_dtype(dtype)), requires_grad)
+    size, dtype = _size(shape, "mg.zeros()"), _dtype(dtype, "mg.zeros()")
+    return _leaf(backend.xp_for(backend.resolve_device(device)).zeros(size, dtype=dtype), requires_grad)
 
 
 def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
-    device = backend.resolve_device(device)
-    return Tensor(backend.xp_for(device).ones(tuple_arg(shape), dtype=_dtype(dtype)), requires_grad)
+    size, dtype = _size(shape, "mg.ones()"), _dtype(dtype, "mg.ones()")
+    return _leaf(backend.xp_for(backend.resolve_device(device)).ones(size, dtype=dtype), requires_grad)
 
 
 def randn(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
     """Standard normal samples, drawn on the CPU from minigan's generator (so runs are
     reproducible on any device) and then moved to ``device``."""
-    generator = generator or default_generator()
-    values = generator.standard_normal(tuple_arg(shape)).astype(_dtype(dtype))
+    size, dtype = _size(shape, "mg.randn()"), _dtype(dtype, "mg.randn()", floating=True)
+    values = (generator or default_generator()).standard_normal(size).astype(dtype)
     return tensor(values, requires_grad=requires_grad, device=device)
 
 
 def rand(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
     """Uniform samples in [0, 1), drawn like :func:`randn`."""
-    generator = generator or default_generator()
-    values = generator.random(tuple_arg(shape)).astype(_dtype(dtype))
+    size, dtype = _size(shape, "mg.rand()"), _dtype(dtype, "mg.rand()", floating=True)
+    values = (generator or default_generator()).random(size).astype(dtype)
     return tensor(values, requires_grad=requires_grad, device=device)
