@@ -34,9 +34,9 @@ def raises(exception, message):
         (nn.Linear(4, 3), t(2, 1, 4),
          "Linear(in_features=4, out_features=3, bias=True): expected input of shape (N, 4), got (2, 1, 4)"),
         (nn.Conv2d(3, 8, 3), t(2, 4, 8, 8),
-         "Conv2d(3, 8, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (2, 4, 8, 8)"),
+         "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1)): expected input of shape (N, 3, H, W), got (2, 4, 8, 8)"),
         (nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), t(2, 5, 7, 7),
-         "ConvTranspose2d(3, 2, kernel_size=4, stride=2, padding=1): expected input of shape (N, 3, H, W), got (2, 5, 7, 7)"),
+         "ConvTranspose2d(3, 2, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1)): expected input of shape (N, 3, H, W), got (2, 5, 7, 7)"),
         (nn.BatchNorm1d(4), t(8, 5),
          "BatchNorm1d(4, eps=1e-05, momentum=0.1): expected input of shape (N, 4), got (8, 5)"),
         (nn.BatchNorm2d(4), t(8, 5, 3, 3),
@@ -151,8 +151,8 @@ def test_kernel_larger_than_the_padded_input():
          "conv_transpose2d: expected a 4-D input (N, C, H, W), got shape (2, 3, 4, 4, 1)"),
         (lambda: F.batch_norm(t(2, 3, 4), None, None, training=True),
          "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape (2, 3, 4)"),
-        (lambda: nn.Conv2d(3, 4, 3)(t(3, 8, 8)), "Conv2d(3, 4, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (3, 8, 8)"),
-        (lambda: nn.ConvTranspose2d(3, 4, 3)(t(2, 3)), "ConvTranspose2d(3, 4, kernel_size=3, stride=1, padding=0): expected input of shape (N, 3, H, W), got (2, 3)"),
+        (lambda: nn.Conv2d(3, 4, 3)(t(3, 8, 8)), "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1)): expected input of shape (N, 3, H, W), got (3, 8, 8)"),
+        (lambda: nn.ConvTranspose2d(3, 4, 3)(t(2, 3)), "ConvTranspose2d(3, 4, kernel_size=(3, 3), stride=(1, 1)): expected input of shape (N, 3, H, W), got (2, 3)"),
         (lambda: nn.BatchNorm2d(3)(t(4, 3)), "BatchNorm2d(3, eps=1e-05, momentum=0.1): expected input of shape (N, 3, H, W), got (4, 3)"),
     ],
     ids=["conv2d", "conv_transpose2d", "batch_norm", "Conv2d", "ConvTranspose2d", "BatchNorm2d"],
@@ -536,8 +536,35 @@ def test_load_state_dict_of_something_that_is_not_a_dict():
         (lambda: t(2, 3).sum(1.0), TypeError, "dim must be an int or a tuple of ints, got 1.0 (a float)"),
         (lambda: t(2, 3).sum((0, -2)), ValueError, "dim (0, -2) names an axis twice (of a tensor with 2 dimensions)"),
         (lambda: t(2, 3).mean((1, 1)), ValueError, "dim (1, 1) names an axis twice"),
+        # A convolution layer's stride and padding were checked at its first forward.
+        (lambda: nn.Conv2d(1, 2, 3, stride=0), ValueError, "Conv2d: stride must be an int or a pair of ints, each at least 1, got 0"),
+        (lambda: nn.Conv2d(1, 2, 3, padding=(1, -1)), ValueError, "Conv2d: padding must be an int or a pair of ints, each at least 0, got (1, -1)"),
+        (lambda: nn.ConvTranspose2d(1, 2, 4, stride=2, output_padding=2), ValueError,
+         "ConvTranspose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
+        # Making tensors: NumPy's "'str' object cannot be interpreted as an integer" and
+        # "negative dimensions are not allowed"; an int8 randn was silently all 0 and ±1,
+        # complex tensors and integer leaves that require gradients were made.
+        (lambda: mg.zeros("a"), TypeError, "mg.zeros(): the size must be ints, got ('a',)"),
+        (lambda: mg.ones(2, 2.5), TypeError, "mg.ones(): the size must be ints, got (2, 2.5)"),
+        (lambda: mg.randn((2, -1)), ValueError, "mg.randn(): the size must not be negative, got (2, -1)"),
+        (lambda: mg.randn(2, dtype="int8"), TypeError, "mg.randn(): dtype must be a floating-point type, e.g. 'float32' or 'float64', got 'int8'"),
+        (lambda: mg.rand(2, dtype=bool), TypeError, "mg.rand(): dtype must be a floating-point type"),
+        (lambda: mg.zeros(2, dtype="complex64"), TypeError, "mg.zeros(): dtype must be a number type (bool, integer or floating point)"),
+        (lambda: mg.tensor([1.0], dtype="no such type"), TypeError, "mg.tensor(): dtype must be a number type"),
+        (lambda: mg.zeros(2, dtype="int64", requires_grad=True), TypeError, "only floating-point tensors can require gradients, got dtype int64"),
     ],
 )
 def test_arguments_of_the_wrong_kind(call, error, message):
     with raises(error, message):
         call()
+
+
+def test_what_the_making_of_tensors_accepts():
+    # The checks above refuse no size or dtype that worked before.
+    assert mg.zeros(np.int64(2), 3).shape == mg.ones([2, 3]).shape == mg.randn((2, 3)).shape == (2, 3)
+    assert mg.zeros(()).shape == () and mg.rand(0, 4).shape == (0, 4)
+    for dtype in ("float32", "float64", np.float64, float):
+        assert mg.randn(2, dtype=dtype).dtype == np.dtype(dtype)
+    for dtype in ("int32", "int64", "bool", np.uint8):
+        assert mg.zeros(2, dtype=dtype).dtype == mg.tensor([1, 0], dtype=dtype).dtype == np.dtype(dtype)
+    assert mg.ones(2, dtype="float64", requires_grad=True).requires_grad

@@ -255,7 +255,7 @@ def test_three_layer_discriminator(critic):
     three = models.dcgan_discriminator(width=4, batch_norm=not critic, depth=3)
     convs = [m for m in three.modules() if isinstance(m, mg.nn.Conv2d)]
     assert [(c.weight.shape, c.stride) for c in convs] == [
-        ((4, 1, 4, 4), 2), ((8, 4, 4, 4), 2), ((16, 8, 3, 3), 2)]
+        ((4, 1, 4, 4), (2, 2)), ((8, 4, 4, 4), (2, 2)), ((16, 8, 3, 3), (2, 2))]
     assert three[len(three) - 1].weight.shape == (1, 16 * 4 * 4)
     assert any("BatchNorm" in type(m).__name__ for m in three.modules()) == (not critic)
     shared = [k for k in two.state_dict() if not k.startswith(str(len(two) - 1))]  # all but the logit layer
@@ -271,8 +271,8 @@ def test_four_layer_generator():
     g = models.dcgan_generator(latent_dim=5, width=4, depth=4)
     convs = [(type(m).__name__, m.weight.shape, m.stride) for m in g.modules()
              if isinstance(m, (mg.nn.Conv2d, mg.nn.ConvTranspose2d))]
-    assert convs == [("Conv2d", (8, 8, 3, 3), 1), ("ConvTranspose2d", (8, 4, 4, 4), 2),
-                     ("Conv2d", (4, 4, 3, 3), 1), ("ConvTranspose2d", (4, 1, 4, 4), 2)]
+    assert convs == [("Conv2d", (8, 8, 3, 3), (1, 1)), ("ConvTranspose2d", (8, 4, 4, 4), (2, 2)),
+                     ("Conv2d", (4, 4, 3, 3), (1, 1)), ("ConvTranspose2d", (4, 1, 4, 4), (2, 2))]
     assert sum("BatchNorm" in type(m).__name__ for m in g.modules()) == 4
     out = g(mg.randn(3, 5))
     assert out.shape == (3, 1, 28, 28) and np.abs(out.numpy()).max() <= 1

@@ -388,7 +388,9 @@ def test_a_parameter_is_not_replaced_by_a_plain_tensor():
     assert [name for name, _ in lin.named_parameters()] == ["weight"]
 
 
-def test_conv_repr_shows_a_missing_bias_and_output_padding():
-    assert repr(nn.Conv2d(2, 3, 4, bias=False)) == "Conv2d(2, 3, kernel_size=4, stride=1, padding=0, bias=False)"
-    assert repr(nn.ConvTranspose2d(2, 3, 4, stride=2, output_padding=1)) == (
-        "ConvTranspose2d(2, 3, kernel_size=4, stride=2, padding=0, output_padding=1)")
+def test_conv_repr_is_pytorchs():
+    # Sizes as pairs; padding and output_padding shown when not 0, a missing bias always.
+    assert repr(nn.Conv2d(2, 3, 4, bias=False)) == "Conv2d(2, 3, kernel_size=(4, 4), stride=(1, 1), bias=False)"
+    assert repr(nn.Conv2d(1, 64, 4, 2, 1)) == "Conv2d(1, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))"
+    assert repr(nn.ConvTranspose2d(2, 3, (4, 3), stride=2, output_padding=(1, 0))) == (
+        "ConvTranspose2d(2, 3, kernel_size=(4, 3), stride=(2, 2), output_padding=(1, 0))")

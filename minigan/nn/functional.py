@@ -32,7 +32,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest"):
     if size is not None:
         if input.ndim != 4:
             raise ValueError(f"interpolate: expected a 4-D input (N, C, H, W), got shape {input.shape}")
-        (h, w), (H, W) = pair(size, "size", 1), input.shape[2:]
+        (h, w), (H, W) = pair(size, "size", 1, "interpolate"), input.shape[2:]
         if h % H or w % W or h // H != w // W:
             raise ValueError(f"interpolate: size {size} is not the input's {H}×{W} times one whole number")
         scale_factor = h // H

@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import check_number, is_int
-from ..ops.conv import pair
+from ..ops.conv import check_output_padding, pair
 from ..ops.shape import _check_dims
 from ..tensor import Tensor
 from . import functional as F
@@ -49,29 +49,32 @@ class Linear(Module):
 
 
 class _ConvNd(Module):
-    def __init__(self, in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, fan_in):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, fan_in):
         super().__init__()
-        _check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+        name = type(self).__name__
+        _check_sizes(name, in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # Pairs (height, width), as PyTorch keeps them; checked here, not at the first forward.
+        self.kernel_size = kernel_size
+        self.stride, self.padding = pair(stride, "stride", 1, name), pair(padding, "padding", 0, name)
         self.weight = _param(*weight_shape)
         self.bias = _param(out_channels) if bias else None
         init.default_uniform_(self.weight, self.bias, fan_in)
 
-    def extra_repr(self):
+    def extra_repr(self):  # PyTorch's: padding and output_padding only when not 0
         return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-            + (f", output_padding={self.output_padding}" if getattr(self, "output_padding", 0) else "")
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+            + (f", padding={self.padding}" if any(self.padding) else "")
+            + (f", output_padding={self.output_padding}" if any(getattr(self, "output_padding", ())) else "")
             + ("" if self.bias is not None else ", bias=False")
         )
 
 
 class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size", 1)
+        kh, kw = pair(kernel_size, "kernel_size", 1, "Conv2d")
         weight_shape = (out_channels, in_channels, kh, kw)  # PyTorch's layout
-        super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, in_channels * kh * kw)
+        super().__init__(in_channels, out_channels, (kh, kw), stride, padding, bias, weight_shape, in_channels * kh * kw)
 
     def forward(self, x):
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
@@ -80,10 +83,11 @@ class Conv2d(_ConvNd):
 
 class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size", 1)
+        kh, kw = pair(kernel_size, "kernel_size", 1, "ConvTranspose2d")
         weight_shape = (in_channels, out_channels, kh, kw)  # PyTorch's layout, fan-in from dim 1
-        super().__init__(in_channels, out_channels, weight_shape, kernel_size, stride, padding, bias, out_channels * kh * kw)
-        self.output_padding = output_padding
+        super().__init__(in_channels, out_channels, (kh, kw), stride, padding, bias, weight_shape, out_channels * kh * kw)
+        self.output_padding = pair(output_padding, "output_padding", 0, "ConvTranspose2d")
+        check_output_padding(self.output_padding, self.stride, "ConvTranspose2d")
 
     def forward(self, x):
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")

@@ -140,16 +140,23 @@ class ConvTranspose2d(Function):
         return gx, gw, gb
 
 
-def pair(value, name, minimum):
+def pair(value, name, minimum, who):
     """An int or a pair of ints, each at least ``minimum``, as a pair: e.g. a kernel
-    size (at least 1), a stride (1) or a padding (0)."""
+    size (at least 1), a stride (1) or a padding (0). ``who`` starts the error message."""
     try:
         values = tuple(map(operator.index, value if isinstance(value, (tuple, list)) else (value, value)))
     except TypeError:
         values = ()
     if len(values) != 2 or min(values) < minimum:
-        raise ValueError(f"{name} must be an int or a pair of ints, each at least {minimum}, got {value!r}")
+        raise ValueError(f"{who}: {name} must be an int or a pair of ints, each at least {minimum}, got {value!r}")
     return values
+
+
+def check_output_padding(output_padding, stride, who):
+    """A transposed convolution's output_padding picks one of the ``stride`` sizes that
+    map onto its input's (see conv_transpose2d): it must be smaller than the stride."""
+    if any(op >= s for op, s in zip(output_padding, stride)):
+        raise ValueError(f"{who}: output_padding {output_padding} must be smaller than stride {stride}")
 
 
 def _check_conv_input(name, x, weight, in_axis):
@@ -167,7 +174,7 @@ def _check_conv_input(name, x, weight, in_axis):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):
-    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    stride, padding = pair(stride, "stride", 1, "conv2d"), pair(padding, "padding", 0, "conv2d")
     _check_conv_input("conv2d", input, weight, 1)
     for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
         if k > size + 2 * p:
@@ -180,26 +187,25 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
     """The weight gradient of conv2d as an op of its own (so it can be differentiated)."""
-    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    stride, padding = pair(stride, "stride", 1, "conv2d_weight"), pair(padding, "padding", 0, "conv2d_weight")
     return Conv2dWeight.apply(
         input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
     )
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, output_size=None):
-    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
-    output_padding = pair(output_padding, "output_padding", 0)
+    stride, padding = pair(stride, "stride", 1, "conv_transpose2d"), pair(padding, "padding", 0, "conv_transpose2d")
+    output_padding = pair(output_padding, "output_padding", 0, "conv_transpose2d")
     _check_conv_input("conv_transpose2d", input, weight, 0)
     # A strided convolution maps `stride` neighbouring sizes onto the same size, so
     # its adjoint may give any of them: the smallest, plus output_padding (or the
     # output_size asked for) to pick among the others.
     smallest = tuple((size - 1) * s - 2 * p + k for size, s, p, k in zip(input.shape[2:], stride, padding, weight.shape[2:]))
     if output_size is None:
-        if any(op >= s for op, s in zip(output_padding, stride)):
-            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride}")
+        check_output_padding(output_padding, stride, "conv_transpose2d")
         output_size = tuple(lo + op for lo, op in zip(smallest, output_padding))
     else:
-        output_size = pair(output_size, "output_size", 1)
+        output_size = pair(output_size, "output_size", 1, "conv_transpose2d")
         if any(not lo <= size < lo + s for size, lo, s in zip(output_size, smallest, stride)):
             raise ValueError(
                 f"conv_transpose2d: output_size {output_size} is not one of the sizes that stride {stride}, "

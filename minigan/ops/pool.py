@@ -11,8 +11,8 @@ from .reduce import broadcast_to
 def avg_pool2d(input, kernel_size, stride=None):
     """Mean over non-overlapping kh×kw windows (stride = kernel_size, as by default in
     PyTorch); rows and columns that do not fill a window are dropped, as there."""
-    kh, kw = pair(kernel_size, "kernel_size", 1)
-    if stride is not None and pair(stride, "stride", 1) != (kh, kw):
+    kh, kw = pair(kernel_size, "kernel_size", 1, "avg_pool2d")
+    if stride is not None and pair(stride, "stride", 1, "avg_pool2d") != (kh, kw):
         raise ValueError(f"avg_pool2d supports stride equal to kernel_size only, got kernel_size={kernel_size}, stride={stride}")
     if input.ndim != 4:
         raise ValueError(f"avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
