@@ -195,7 +195,9 @@ def _input_grad_cuda(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
 
 
 def batch_norm_forward(x, gamma, beta, eps):
-    """x (N, C, L), gamma and beta (C,) -> (y, mean, invstd)."""
+    """x (N, C, L), gamma and beta (C,) -> (y, mean, invstd, var), var the biased
+    variance (for the running statistics: 1/invstd² - eps would lose its last bits,
+    and may come out below 0 for a constant channel)."""
     x, gamma, beta = contiguous(x), contiguous(gamma), contiguous(beta)
     N, C, L = x.shape
     # One pass over x: the sums of d = x - x[0, c, 0] and of d², shifted by a value
@@ -204,11 +206,12 @@ def batch_norm_forward(x, gamma, beta, eps):
     sum_d, sum_d2 = _channel_sums_of(x, x, shift, shift)
     mean_d = sum_d / (N * L)
     mean64 = shift + mean_d
-    invstd64 = 1 / array_module(x).sqrt(array_module(x).maximum(sum_d2 / (N * L) - mean_d**2, 0) + eps)
-    mean, invstd = mean64.astype(x.dtype), invstd64.astype(x.dtype)
+    var64 = array_module(x).maximum(sum_d2 / (N * L) - mean_d**2, 0)
+    invstd64 = 1 / array_module(x).sqrt(var64 + eps)
+    mean, invstd, var = (a.astype(x.dtype) for a in (mean64, invstd64, var64))
     y = empty(x, x.shape)
     run(_normalize_cpu, _normalize_cuda, grid(x.size), x, gamma, beta, mean, invstd, y)
-    return y, mean, invstd
+    return y, mean, invstd, var
 
 
 def batch_norm_backward(gy, x, mean, invstd, gamma):

@@ -48,7 +48,7 @@ def ref_batch_norm_forward(x, gamma, beta, eps):
     var = x.var(axis=(0, 2))
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - mean[:, None]) * invstd[:, None]
-    return xhat * gamma[:, None] + beta[:, None], mean, invstd
+    return xhat * gamma[:, None] + beta[:, None], mean, invstd, var
 
 
 def ref_batch_norm_backward(gy, x, mean, invstd, gamma):
@@ -164,7 +164,7 @@ def test_batch_norm_forward_matches_reference(shape, dtype):
 @pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
 def test_batch_norm_backward_matches_reference(shape, dtype):
     x, gamma, beta, gy = bn_inputs(shape, dtype)
-    _, mean, invstd = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
+    _, mean, invstd, _ = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
     got = kernels.batch_norm_backward(gy, x, mean, invstd, gamma)
     want = ref_batch_norm_backward(*(a.astype(np.float64) for a in (gy, x, mean, invstd, gamma)))
     for g, w in zip(got, want):
@@ -179,10 +179,11 @@ def test_batch_norm_float32_statistics_survive_a_large_offset(shape):
     # 1e6, even in float64 its error in var (~1e-16 * 1e12) would be 1e-4.
     x64 = 1e6 + np.random.default_rng(5).standard_normal(shape)
     x = x64.astype(np.float32)
-    _, mean, invstd = kernels.batch_norm_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 1e-5)
-    _, want_mean, want_invstd = ref_batch_norm_forward(x.astype(np.float64), np.ones(2), np.zeros(2), 1e-5)
+    _, mean, invstd, var = kernels.batch_norm_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 1e-5)
+    _, want_mean, want_invstd, want_var = ref_batch_norm_forward(x.astype(np.float64), np.ones(2), np.zeros(2), 1e-5)
     np.testing.assert_allclose(mean, want_mean, rtol=1e-7)
     np.testing.assert_allclose(invstd, want_invstd, rtol=1e-5)
+    np.testing.assert_allclose(var, want_var, rtol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(3, 2, 4), (5, 3, 1)], ids=str)
@@ -204,7 +205,7 @@ def test_batch_norm_backward_matches_finite_differences(shape):
             grad[k] = (loss(*plus) - loss(*minus)) / (2 * h)
         return grad
 
-    _, mean, invstd = kernels.batch_norm_forward(x, gamma, beta, eps)
+    _, mean, invstd, _ = kernels.batch_norm_forward(x, gamma, beta, eps)
     gx, ggamma, gbeta = kernels.batch_norm_backward(gy, x, mean, invstd, gamma)
     np.testing.assert_allclose(gx, numeric_grad(0), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(ggamma, numeric_grad(1), rtol=1e-6, atol=1e-7)
@@ -337,8 +338,8 @@ def every_kernel(dtype):
     results = [cols, kernels.col2im(cols, 3, 5, 4, 2, 3, 2, 2, 1, 1, 1)]
     gamma, beta = rng.standard_normal(2).astype(dtype), rng.standard_normal(2).astype(dtype)
     for x3 in (x.reshape(3, 2, 20), x.reshape(60, 2, 1)):
-        y, mean, invstd = kernels.batch_norm_forward(x3, gamma, beta, 1e-5)
-        results += [y, mean, invstd, *kernels.batch_norm_backward(x3[::-1].copy(), x3, mean, invstd, gamma)]
+        y, mean, invstd, var = kernels.batch_norm_forward(x3, gamma, beta, 1e-5)
+        results += [y, mean, invstd, var, *kernels.batch_norm_backward(x3[::-1].copy(), x3, mean, invstd, gamma)]
     results += [kernels.leaky_relu_forward(x, 0.2), kernels.leaky_relu_backward(x, x[::-1].copy(), 0.2)]
     results.append(kernels.nchw_to_nhwc(x))
     p, m, v = x.reshape(-1).copy(), np.zeros(x.size, dtype), np.zeros(x.size, dtype)

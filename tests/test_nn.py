@@ -394,3 +394,14 @@ def test_conv_repr_is_pytorchs():
     assert repr(nn.Conv2d(1, 64, 4, 2, 1)) == "Conv2d(1, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))"
     assert repr(nn.ConvTranspose2d(2, 3, (4, 3), stride=2, output_padding=(1, 0))) == (
         "ConvTranspose2d(2, 3, kernel_size=(4, 3), stride=(2, 2), output_padding=(1, 0))")
+
+
+def test_batch_norm_running_var_is_the_batch_variance_unbiased():
+    # It was worked out from the float32 1/√(var + eps) as 1/invstd² - eps: a constant
+    # channel got 9.4e-13 instead of PyTorch's 0.
+    x = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
+    x[:, 0] = 3.0
+    bn = nn.BatchNorm2d(2, momentum=1.0)  # running = the batch's statistics
+    bn(mg.tensor(x))
+    assert bn.running_var.numpy()[0] == 0
+    np.testing.assert_allclose(bn.running_var.numpy()[1], x[:, 1].astype(np.float64).var(ddof=1), rtol=1e-6)

@@ -41,16 +41,15 @@ class BatchNormTrain(Function):
     def forward(self, x, gamma, beta, eps, running_mean, running_var, momentum):
         self.channels_last = is_channels_last(x)
         x3 = _channel_rows(x, self.channels_last)
-        y, self.mean, self.invstd = kernels.batch_norm_forward(x3, gamma, beta, eps)
+        y, self.mean, self.invstd, var = kernels.batch_norm_forward(x3, gamma, beta, eps)
         if running_mean is not None:
             # running = (1 - momentum)·running + momentum·batch, in place; the variance
             # kept is the unbiased one, var·M/(M - 1), as in PyTorch.
             m = x3.shape[0] * x3.shape[2]
-            var = (1 / self.invstd**2 - eps) * (m / (m - 1))
             running_mean *= 1 - momentum
             running_mean += momentum * self.mean
             running_var *= 1 - momentum
-            running_var += momentum * var
+            running_var += momentum * (var * (m / (m - 1)))
         return _image_of(y, x, self.channels_last)
 
     def backward(self, g):
