@@ -125,7 +125,8 @@ def test_layer_shape_mismatch(layer, x, message):
          "avg_pool2d supports stride equal to kernel_size only, got kernel_size=2, stride=1"),
         (lambda: F.interpolate(t(1, 1, 2, 2), scale_factor=1.5),
          "upsample: expected a 4-D input and a positive integer scale, got shape (1, 1, 2, 2), scale 1.5"),
-        (lambda: F.dropout(t(2, 3), p=1.0), "dropout probability must be in [0, 1), got 1.0"),
+        (lambda: F.dropout(t(2, 3), p=1.5), "dropout: the probability p must be in [0, 1], got 1.5"),
+        (lambda: nn.Dropout(-0.1), "Dropout: the probability p must be in [0, 1], got -0.1"),
     ],
 )
 def test_op_shape_mismatch(call, message):
@@ -528,7 +529,8 @@ def test_load_state_dict_of_something_that_is_not_a_dict():
         (lambda: nn.BatchNorm1d(4, eps="1e-5"), TypeError, "BatchNorm1d: eps must be a number, got '1e-5' (a str)"),
         (lambda: nn.BatchNorm2d(4, momentum="0.1"), TypeError, "BatchNorm2d: momentum must be a number, got '0.1' (a str)"),
         (lambda: nn.Unflatten(1, (2, 3.0)), ValueError, "Unflatten: unflattened_size[1] must be an int of at least 1, got 3.0"),
-        (lambda: nn.Dropout("0.5")(t(2, 3)), TypeError, "dropout: p must be a number, got '0.5' (a str)"),
+        (lambda: nn.Dropout("0.5"), TypeError, "Dropout: p must be a number, got '0.5' (a str)"),
+        (lambda: F.dropout(t(2, 3), "0.5"), TypeError, "dropout: p must be a number, got '0.5' (a str)"),
         (lambda: nn.LeakyReLU("0.2")(t(2, 3)), TypeError, "leaky_relu: negative_slope must be a number, got '0.2' (a str)"),
         (lambda: t(2, 3).clamp(min="0"), TypeError, "clamp: min must be a number, got '0' (a str)"),
         (lambda: nn.Flatten(1.5)(t(2, 3)), TypeError, "flatten: dimensions are ints, got 1.5 (a float)"),

@@ -408,6 +408,14 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_by_1_over_1_minus_p():
     np.testing.assert_allclose(y[~dropped], x.numpy()[~dropped] / 0.8, rtol=1e-12)
 
 
+def test_dropout_of_every_element_gives_zeros_as_in_pytorch():
+    # 1/(1 - p) is inf at p = 1, and 0·inf would be NaN: PyTorch gives 0, and so a zero gradient
+    x = t(np.random.default_rng(6).uniform(1, 2, size=(3, 4)), requires_grad=True)
+    y = nn.Dropout(p=1.0)(x)
+    y.sum().backward()
+    assert not y.numpy().any() and not x.grad.any()
+
+
 def test_mse_loss():
     a, b = randn(3, 4), randn(3, 4)
     close(F.mse_loss(t(a), t(b)), ((a - b) ** 2).mean(), rtol=1e-14)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..backend import check_number, is_int
 from ..ops.conv import check_output_padding, pair
+from ..ops.pool import check_dropout_p
 from ..ops.shape import _check_dims
 from ..tensor import Tensor
 from . import functional as F
@@ -232,7 +233,7 @@ class Upsample(Module):
 class Dropout(Module):
     def __init__(self, p=0.5):
         super().__init__()
-        self.p = p
+        self.p = check_dropout_p(p, "Dropout")
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

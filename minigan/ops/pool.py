@@ -36,13 +36,21 @@ def upsample_nearest(input, scale_factor=2):
     return x.reshape(n, c, h * s, w * s)
 
 
+def check_dropout_p(p, who):
+    """A dropout probability: a number in [0, 1]."""
+    if not 0 <= check_number(p, "p", who) <= 1:
+        raise ValueError(f"{who}: the probability p must be in [0, 1], got {p}")
+    return p
+
+
 def dropout(input, p=0.5, training=True, generator=None):
     """Zero each element with probability p and scale the rest by 1/(1 - p), so the
     expected value is unchanged (inverted dropout). Identity when not training."""
-    if not 0 <= check_number(p, "p", "dropout") < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    check_dropout_p(p, "dropout")
     if not training or p == 0:
         return input
+    if p == 1:  # every element dropped (1/(1 - p) would make 0·inf = NaN), as in PyTorch
+        return input * 0.0
     keep = (generator or default_generator()).random(input.shape) >= p
     xp = get_xp(input.data)
     scale = xp.asarray(keep, dtype=input.dtype) / (1 - p)
