@@ -124,8 +124,8 @@ class SGD(Optimizer):
 
     def _checked(self, defaults):
         self._numbers(defaults, ("lr", "momentum"))
-        if not 0 < defaults["lr"] < math.inf:  # (NaN fails too)
-            raise ValueError(f"SGD: lr must be positive and finite, got {defaults['lr']}")
+        if not 0 <= defaults["lr"] < math.inf:  # (NaN fails too; 0 is PyTorch's frozen weights)
+            raise ValueError(f"SGD: lr must be 0 or more and finite, got {defaults['lr']}")
         if not defaults["momentum"] >= 0:
             raise ValueError(f"SGD: momentum must be 0 or more, got {defaults['momentum']}")
         return defaults
@@ -157,8 +157,8 @@ class Adam(Optimizer):
     def _checked(self, defaults):
         self._numbers(defaults, ("lr", "eps"))
         lr, betas, eps = defaults["lr"], defaults["betas"], defaults["eps"]
-        if not 0 < lr < math.inf:
-            raise ValueError(f"Adam: lr must be positive and finite, got {lr}")
+        if not 0 <= lr < math.inf:
+            raise ValueError(f"Adam: lr must be 0 or more and finite, got {lr}")
         if np.shape(betas) != (2,) or not all(is_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), two of them (beta1, beta2), got {betas!r}")
         if not eps >= 0:

@@ -359,7 +359,7 @@ def test_optimizer_load_state_dict_that_does_not_fit():
     with raises(ValueError, "Adam.load_state_dict: parameter 1's state holds ['exp_avg'], expected "
                             "['exp_avg', 'exp_avg_sq', 'step'] (or nothing, before its first step)"):
         adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(3)}]})
-    with raises(ValueError, "Adam: lr must be positive and finite, got -1"):
+    with raises(ValueError, "Adam: lr must be 0 or more and finite, got -1"):
         adam.load_state_dict({"defaults": {"lr": -1}, "state": [{}, {}]})
     with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' and "
                             "'state', got a dict of ['state']"):

@@ -160,10 +160,9 @@ def test_load_state_dict_rejects_wrong_sizes():
 
 # --- bad hyper-parameters --------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, words", [
-    ({"lr": 0.0}, "lr must be positive"),
-    ({"lr": -1e-3}, "lr must be positive"),
-    ({"lr": float("nan")}, "lr must be positive and finite, got nan"),  # NaN passed `lr <= 0`: every weight NaN
-    ({"lr": float("inf")}, "lr must be positive and finite, got inf"),
+    ({"lr": -1e-3}, "lr must be 0 or more and finite, got -0.001"),
+    ({"lr": float("nan")}, "lr must be 0 or more and finite, got nan"),  # NaN passed `lr <= 0`: every weight NaN
+    ({"lr": float("inf")}, "lr must be 0 or more and finite, got inf"),
     ({"eps": float("nan")}, "eps must be 0 or more, got nan"),
     ({"betas": (1.0, 0.999)}, "betas must be in"),
     ({"betas": (0.9, -0.1)}, "betas must be in"),
@@ -191,16 +190,28 @@ def test_an_optimiser_takes_tensors_only():
 
 
 def test_sgd_rejects_bad_lr_and_empty_parameter_lists():
-    with pytest.raises(ValueError, match="lr must be positive"):
-        optim.SGD([Parameter(P0.copy())], lr=0)
+    with pytest.raises(ValueError, match="lr must be 0 or more and finite, got -0.1"):
+        optim.SGD([Parameter(P0.copy())], lr=-0.1)
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.SGD([], lr=0.1)
     with pytest.raises(ValueError, match="momentum must be 0 or more, got -0.9"):
         optim.SGD([Parameter(P0.copy())], lr=0.1, momentum=-0.9)
     with pytest.raises(ValueError, match="momentum must be 0 or more, got nan"):
         optim.SGD([Parameter(P0.copy())], lr=0.1, momentum=float("nan"))
-    with pytest.raises(ValueError, match="lr must be positive and finite, got nan"):
+    with pytest.raises(ValueError, match="lr must be 0 or more and finite, got nan"):
         optim.SGD([Parameter(P0.copy())], lr=float("nan"))
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0, momentum=0.9), lambda ps: optim.Adam(ps, lr=0)])
+def test_lr_0_leaves_the_weights_as_they_are(make):
+    # PyTorch takes lr=0 (e.g. the start of a warm-up); the moments still move
+    p = Parameter(P0.copy())
+    opt = make([p])
+    for _ in range(2):
+        p.grad = np.full_like(P0, 0.5)
+        opt.step()
+    np.testing.assert_array_equal(p.data, P0)
+    assert any(np.abs(v).sum() > 0 for s in opt.state_dict()["state"] for k, v in s.items() if k != "step")
 
 
 def test_lr_property():
