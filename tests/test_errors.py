@@ -46,8 +46,7 @@ def raises(exception, message):
         (nn.Flatten(), t(5), "flatten: dimension 1 is out of range for a tensor of shape (5,)"),
         (nn.AvgPool2d(2), t(2, 8, 8), "avg_pool2d: expected a 4-D input (N, C, H, W), got shape (2, 8, 8)"),
         (nn.AvgPool2d(4), t(1, 1, 3, 8), "avg_pool2d: kernel_size 4 is larger than the input's 3×8"),
-        (nn.Upsample(scale_factor=2), t(2, 8),
-         "upsample: expected a 4-D input and a positive integer scale, got shape (2, 8), scale 2"),
+        (nn.Upsample(scale_factor=2), t(2, 8), "upsample: expected a 4-D input (N, C, H, W), got shape (2, 8)"),
         (nn.Upsample(16), t(2, 8), "interpolate: expected a 4-D input (N, C, H, W), got shape (2, 8)"),
         # Inside a Sequential, the message names the layer that got the wrong shape.
         (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2)), t(2, 4),
@@ -123,8 +122,7 @@ def test_layer_shape_mismatch(layer, x, message):
         (lambda: t(2, 3)[5], "index 5 is out of bounds for axis 0 with size 2"),
         (lambda: F.avg_pool2d(t(1, 1, 4, 4), 2, stride=1),
          "avg_pool2d supports stride equal to kernel_size only, got kernel_size=2, stride=1"),
-        (lambda: F.interpolate(t(1, 1, 2, 2), scale_factor=1.5),
-         "upsample: expected a 4-D input and a positive integer scale, got shape (1, 1, 2, 2), scale 1.5"),
+        (lambda: F.interpolate(t(1, 1, 2, 2), scale_factor=1.5), "upsample: scale_factor must be a whole number of at least 1, got 1.5"),
         (lambda: F.dropout(t(2, 3), p=1.5), "dropout: the probability p must be in [0, 1], got 1.5"),
         (lambda: nn.Dropout(-0.1), "Dropout: the probability p must be in [0, 1], got -0.1"),
     ],
@@ -543,6 +541,11 @@ def test_load_state_dict_of_something_that_is_not_a_dict():
         (lambda: nn.Conv2d(1, 2, 3, padding=(1, -1)), ValueError, "Conv2d: padding must be an int or a pair of ints, each at least 0, got (1, -1)"),
         (lambda: nn.ConvTranspose2d(1, 2, 4, stride=2, output_padding=2), ValueError,
          "ConvTranspose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
+        (lambda: nn.AvgPool2d(2, stride=1), ValueError, "AvgPool2d supports stride equal to kernel_size only, got kernel_size=2, stride=1"),
+        (lambda: nn.Upsample(scale_factor="2"), ValueError, "Upsample: scale_factor must be a whole number of at least 1, got '2'"),
+        (lambda: nn.Upsample(scale_factor=float("inf")), ValueError, "Upsample: scale_factor must be a whole number of at least 1, got inf"),
+        (lambda: nn.Upsample((28, 0)), ValueError, "Upsample: size must be an int or a pair of ints, each at least 1, got (28, 0)"),
+        (lambda: nn.AvgPool2d(0), ValueError, "AvgPool2d: kernel_size must be an int or a pair of ints, each at least 1, got 0"),
         # Making tensors: NumPy's "'str' object cannot be interpreted as an integer" and
         # "negative dimensions are not allowed"; an int8 randn was silently all 0 and ±1,
         # complex tensors and integer leaves that require gradients were made.

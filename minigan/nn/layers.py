@@ -7,7 +7,7 @@ import numpy as np
 
 from ..backend import check_number, is_int
 from ..ops.conv import check_output_padding, pair
-from ..ops.pool import check_dropout_p
+from ..ops.pool import check_dropout_p, pool_window, whole_scale
 from ..ops.shape import _check_dims
 from ..tensor import Tensor
 from . import functional as F
@@ -206,6 +206,7 @@ class Unflatten(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None):
         super().__init__()
+        pool_window(kernel_size, stride, "AvgPool2d")  # checked here, not at the first forward
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x):
@@ -221,6 +222,10 @@ class Upsample(Module):
             raise ValueError(f"Upsample supports mode='nearest' only, got {mode!r}")
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size and scale_factor")
+        if size is None:  # checked here, not at the first forward
+            whole_scale(scale_factor, "Upsample")
+        else:
+            pair(size, "size", 1, "Upsample")
         self.size, self.scale_factor = size, scale_factor
 
     def forward(self, x):

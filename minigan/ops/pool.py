@@ -1,19 +1,25 @@
 """Average pooling, nearest upsampling and dropout, built from other ops (so their
 gradients, and second gradients, come from those ops)."""
 
-from ..backend import check_number, get_xp
+from ..backend import check_number, get_xp, is_number
 from ..random import default_generator
 from ..tensor import Tensor
 from .conv import pair
 from .reduce import broadcast_to
 
 
+def pool_window(kernel_size, stride, who):
+    """(kh, kw) of an average pooling whose stride, if given, is its kernel size."""
+    kh, kw = pair(kernel_size, "kernel_size", 1, who)
+    if stride is not None and pair(stride, "stride", 1, who) != (kh, kw):
+        raise ValueError(f"{who} supports stride equal to kernel_size only, got kernel_size={kernel_size}, stride={stride}")
+    return kh, kw
+
+
 def avg_pool2d(input, kernel_size, stride=None):
     """Mean over non-overlapping kh×kw windows (stride = kernel_size, as by default in
     PyTorch); rows and columns that do not fill a window are dropped, as there."""
-    kh, kw = pair(kernel_size, "kernel_size", 1, "avg_pool2d")
-    if stride is not None and pair(stride, "stride", 1, "avg_pool2d") != (kh, kw):
-        raise ValueError(f"avg_pool2d supports stride equal to kernel_size only, got kernel_size={kernel_size}, stride={stride}")
+    kh, kw = pool_window(kernel_size, stride, "avg_pool2d")
     if input.ndim != 4:
         raise ValueError(f"avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     n, c, h, w = input.shape
@@ -25,11 +31,18 @@ def avg_pool2d(input, kernel_size, stride=None):
     return x.reshape(n, c, oh, kh, ow, kw).mean(dim=(3, 5))
 
 
+def whole_scale(scale_factor, who):
+    """A nearest upsampling's scale factor: a whole number of at least 1 (2 or 2.0), as an int."""
+    if not (is_number(scale_factor) and scale_factor >= 1 and float(scale_factor).is_integer()):
+        raise ValueError(f"{who}: scale_factor must be a whole number of at least 1, got {scale_factor!r}")
+    return int(scale_factor)
+
+
 def upsample_nearest(input, scale_factor=2):
     """Repeat each pixel in a scale×scale block: (N, C, H, W) -> (N, C, sH, sW)."""
-    s = int(scale_factor)
-    if input.ndim != 4 or s != scale_factor or s < 1:
-        raise ValueError(f"upsample: expected a 4-D input and a positive integer scale, got shape {input.shape}, scale {scale_factor}")
+    s = whole_scale(scale_factor, "upsample")
+    if input.ndim != 4:
+        raise ValueError(f"upsample: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     n, c, h, w = input.shape
     # A broadcast copies along the new axes; its gradient sums each block back up.
     x = broadcast_to(input.reshape(n, c, h, 1, w, 1), (n, c, h, s, w, s))
