@@ -367,20 +367,33 @@ class DataLoader:
 
     def load_state_dict(self, state):
         """Restore counters (ints or 0-d arrays, e.g. read back from .npz)."""
+        epoch, position, seed = loader_counters(state)
         for key, mine in (("batch_size", self.batch_size),
                           ("num_samples", self.num_samples)):
             if key in state and int(state[key]) != mine:
                 raise ValueError(f"state has {key}={int(state[key])} but this "
                                  f"loader has {key}={mine}; resuming would "
                                  "serve different batches")
-        epoch = _check_int("epoch", state["epoch"], minimum=0)
-        position = _check_int("position", state["position"], minimum=0)
         if position > len(self):
             raise ValueError(f"position {position} is past the {len(self)} "
                              "batches of an epoch")
-        self.seed = _check_int("seed", state["seed"], minimum=0)
-        self.epoch, self.position = epoch, position
+        self.epoch, self.position, self.seed = epoch, position, seed
         self._generation += 1
+
+
+LOADER_COUNTERS = ("epoch", "position", "seed")
+
+
+def loader_counters(state):
+    """(epoch, position, seed) of a loader's state dict: ints, 0 or more, or a
+    ValueError that names what is missing or wrong."""
+    if not isinstance(state, dict):
+        raise ValueError(f"a loader's state is a dict with the counters {', '.join(LOADER_COUNTERS)}, "
+                         f"got a {type(state).__name__}")
+    missing = [key for key in LOADER_COUNTERS if key not in state]
+    if missing:
+        raise ValueError(f"the loader's state has no {' and '.join(missing)}")
+    return tuple(_check_int(key, state[key], minimum=0) for key in LOADER_COUNTERS)
 
 
 def _check_int(name, value, minimum):

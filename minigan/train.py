@@ -413,6 +413,13 @@ def _wrong_meta_types(meta):
     def counts(v):
         return isinstance(v, list) and all(map(count, v))
 
+    def loader_state(v):
+        try:
+            data.loader_counters(v)
+        except ValueError:
+            return False
+        return True
+
     def pcg64_state(v):  # both generators are NumPy's default, PCG64
         try:
             np.random.PCG64().state = v
@@ -423,8 +430,7 @@ def _wrong_meta_types(meta):
     expected = {
         "config": (lambda v: isinstance(v, dict), "an object of settings"),
         "step": (count, "a step count (an int, 0 or more)"),
-        "loader": (lambda v: isinstance(v, dict) and all(count(v.get(k)) for k in ("epoch", "position", "seed")),
-                   "an object with the counts epoch, position and seed"),
+        "loader": (loader_state, "an object with the counts epoch, position and seed"),
         "noise_rng": (pcg64_state, "the state of a PCG64 random generator"),
         "rng": (pcg64_state, "the state of a PCG64 random generator"),
         "opt_g_steps": (counts, "a list of step counts"),

@@ -386,6 +386,13 @@ def test_loader_input_errors():
     with pytest.raises(ValueError, match="batch_size=5.*batch_size=2"):
         loader.load_state_dict({"epoch": 0, "position": 0, "seed": 0,
                                 "batch_size": 5})
+    # a KeyError ('position') and a TypeError (list indices) before
+    with pytest.raises(ValueError, match="^the loader's state has no position and seed$"):
+        loader.load_state_dict({"epoch": 0})
+    with pytest.raises(ValueError, match="a loader's state is a dict with the counters epoch, position, seed, got a list"):
+        loader.load_state_dict([0, 0, 0])
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        loader.load_state_dict({"epoch": 0, "position": 0, "seed": -1})
 
 
 def test_idx_dims_whose_product_overflows_64_bits(idx_dir):
