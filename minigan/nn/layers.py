@@ -50,17 +50,20 @@ class Linear(Module):
 
 
 class _ConvNd(Module):
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, fan_in):
+    transposed = False  # the weight's layout, PyTorch's: (out, in, kh, kw), or (in, out, kh, kw) when transposed
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias):
         super().__init__()
         name = type(self).__name__
         _check_sizes(name, in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
         # Pairs (height, width), as PyTorch keeps them; checked here, not at the first forward.
-        self.kernel_size = kernel_size
+        self.kernel_size = pair(kernel_size, "kernel_size", 1, name)
         self.stride, self.padding = pair(stride, "stride", 1, name), pair(padding, "padding", 0, name)
-        self.weight = _param(*weight_shape)
+        channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
+        self.weight = _param(*channels, *self.kernel_size)
         self.bias = _param(out_channels) if bias else None
-        init.default_uniform_(self.weight, self.bias, fan_in)
+        init.default_uniform_(self.weight, self.bias, math.prod(self.weight.shape[1:]))  # fan-in from dim 1, as PyTorch
 
     def extra_repr(self):  # PyTorch's: padding and output_padding only when not 0
         return (
@@ -73,9 +76,7 @@ class _ConvNd(Module):
 
 class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size", 1, "Conv2d")
-        weight_shape = (out_channels, in_channels, kh, kw)  # PyTorch's layout
-        super().__init__(in_channels, out_channels, (kh, kw), stride, padding, bias, weight_shape, in_channels * kh * kw)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
 
     def forward(self, x):
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
@@ -83,10 +84,10 @@ class Conv2d(_ConvNd):
 
 
 class ConvTranspose2d(_ConvNd):
+    transposed = True
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
-        kh, kw = pair(kernel_size, "kernel_size", 1, "ConvTranspose2d")
-        weight_shape = (in_channels, out_channels, kh, kw)  # PyTorch's layout, fan-in from dim 1
-        super().__init__(in_channels, out_channels, (kh, kw), stride, padding, bias, weight_shape, out_channels * kh * kw)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
         self.output_padding = pair(output_padding, "output_padding", 0, "ConvTranspose2d")
         check_output_padding(self.output_padding, self.stride, "ConvTranspose2d")
 
