@@ -22,6 +22,7 @@ import zlib
 
 import numpy as np
 
+from .backend import is_int
 from .checkpoint import savez_atomic
 
 __all__ = ["DataError", "mnist", "default_cache_dir", "write_cache", "DataLoader"]
@@ -398,9 +399,9 @@ def loader_counters(state):
 
 def _check_int(name, value, minimum):
     """Accept Python ints (of any size), NumPy ints and 0-d int arrays; reject bools, floats."""
-    if isinstance(value, bool) or not isinstance(value, int):  # (past 64 bits NumPy has no int dtype)
+    if not is_int(value):  # (a Python int may be past 64 bits, where NumPy has no int dtype)
         value = np.asarray(value)
-        if value.shape != () or value.dtype == bool or value.dtype.kind not in "iu":
+        if value.shape != () or value.dtype.kind not in "iu":  # (a bool array's kind is "b")
             raise ValueError(f"{name} must be an int, got {value!r}")
     value = int(value)
     if value < minimum:
