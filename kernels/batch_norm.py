@@ -9,6 +9,7 @@ Backward, with xhat = (x - mean) * invstd:
     gbeta[c]  = sum(gy)
     ggamma[c] = sum(gy * xhat)
     gx        = gamma * invstd * (gy - gbeta/M - xhat * ggamma/M)
+(gbeta/M and ggamma/M are the means of gy and of gy*xhat over the channel.)
 
 Each direction is two steps: per-channel sums (CPU: one channel per parallel
 iteration, or row by row when L is 1; GPU: one block per channel, summed by a
@@ -33,15 +34,27 @@ def _channel_sums(u, v, c, a, b, start, step):
 
     Only every step-th value counts, from flat index k = n*L + l = start, so
     that `step` GPU threads can share a channel (start = thread, step = threads)
-    while the CPU takes it whole (start = 0, step = 1). In row n the indices
-    k = start (mod step) are l = start - n*L (mod step): one modulo per row.
+    while the CPU takes it whole (start = 0, step = 1).
     """
     N, _, L = u.shape
     su = 0.0
     suv = 0.0
-    for n in range(N):
-        first = (start - n * L) % step if step > 1 else 0  # no division when step is 1
-        for l in range(first, L, step):
+    if L >= step:
+        # Rows at least `step` long hold values for every thread: in row n the
+        # indices k = start (mod step) are l = start - n*L (mod step), one modulo
+        # per row, then a plain loop (which vectorises on the CPU).
+        for n in range(N):
+            first = (start - n * L) % step if step > 1 else 0  # no division when step is 1
+            for l in range(first, L, step):
+                du = u[n, c, l] - a
+                su += du
+                suv += du * (v[n, c, l] - b)
+    else:
+        # Shorter rows (L is 1 for a channels-last image seen as (N*H*W, C, 1)):
+        # most rows hold nothing for this thread, so walk its own values instead,
+        # k = start, start + step, ..., each split into its row and column.
+        for k in range(start, N * L, step):
+            n, l = k // L, k % L
             du = u[n, c, l] - a
             su += du
             suv += du * (v[n, c, l] - b)
@@ -125,11 +138,13 @@ def _normalize_value(x, gamma, beta, mean, invstd, y, n, c, l):
     y[n, c, l] = (x[n, c, l] - mean[c]) * invstd[c] * gamma[c] + beta[c]
 
 
-def _input_grad_value(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l, inv_m):
-    """inv_m = 1/M, worked out once per launch: a division per value costs more
-    than the rest of the value's work."""
+def _input_grad_value(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx, n, c, l):
+    """mean_gy = gbeta/M and mean_gy_xhat = ggamma/M come per channel in x's dtype,
+    so that a float32 value is worked out in float32 (a float64 factor here would
+    turn the whole expression into float64: half the vector width on a CPU, and
+    the slow double-precision units of a GPU)."""
     xhat = (x[n, c, l] - mean[c]) * invstd[c]
-    gx[n, c, l] = gamma[c] * invstd[c] * (gy[n, c, l] - gbeta[c] * inv_m - xhat * ggamma[c] * inv_m)
+    gx[n, c, l] = gamma[c] * invstd[c] * (gy[n, c, l] - mean_gy[c] - xhat * mean_gy_xhat[c])
 
 
 _normalize_value_cpu = host_body(_normalize_value)
@@ -167,28 +182,26 @@ def _normalize_cuda(x, gamma, beta, mean, invstd, y):
 
 
 @cpu_launcher
-def _input_grad_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
+def _input_grad_cpu(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx):
     N, C, L = x.shape
-    inv_m = 1.0 / (N * L)
     for n in prange(N):
         for c in range(C):
             if L == 1:  # as in _normalize_cpu
-                _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, 0, inv_m)
+                _input_grad_value_cpu(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx, n, c, 0)
             else:
                 for l in range(L):
-                    _input_grad_value_cpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l, inv_m)
+                    _input_grad_value_cpu(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx, n, c, l)
 
 
 @cuda_kernel(
     "batch_norm_input_grad",
     lambda f: void(f[:, :, ::1], f[:, :, ::1], *[f[::1]] * 5, f[:, :, ::1]),
 )
-def _input_grad_cuda(gy, x, gamma, mean, invstd, gbeta, ggamma, gx):
-    N, C, L = x.shape
-    inv_m = 1.0 / (N * L)
+def _input_grad_cuda(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx):
+    _, C, L = x.shape
     for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         n, c, l = e // (C * L), e // L % C, e % L
-        _input_grad_value_gpu(gy, x, gamma, mean, invstd, gbeta, ggamma, gx, n, c, l, inv_m)
+        _input_grad_value_gpu(gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx, n, c, l)
 
 
 # ---------------------------------------------------------------- public ---
@@ -218,11 +231,13 @@ def batch_norm_backward(gy, x, mean, invstd, gamma):
     """Gradients (gx, ggamma, gbeta) of batch_norm_forward; see the module docstring."""
     gy, x = contiguous(gy), contiguous(x)
     mean, invstd, gamma = contiguous(mean), contiguous(invstd), contiguous(gamma)
-    gbeta64, gy_dx = _channel_sums_of(gy, x, array_module(x).zeros(x.shape[1]), mean.astype("float64"))
-    gbeta, ggamma = gbeta64.astype(x.dtype), (gy_dx * invstd).astype(x.dtype)
+    N, C, L = x.shape
+    gbeta64, gy_dx = _channel_sums_of(gy, x, array_module(x).zeros(C), mean.astype("float64"))
+    ggamma64 = gy_dx * invstd  # sum of gy * (x - mean) * invstd
+    mean_gy, mean_gy_xhat = (s.astype(x.dtype) for s in (gbeta64 / (N * L), ggamma64 / (N * L)))
     gx = empty(x, x.shape)
     run(
         _input_grad_cpu, _input_grad_cuda, grid(x.size),
-        gy, x, gamma, mean, invstd, gbeta, ggamma, gx,
+        gy, x, gamma, mean, invstd, mean_gy, mean_gy_xhat, gx,
     )
-    return gx, ggamma, gbeta
+    return gx, ggamma64.astype(x.dtype), gbeta64.astype(x.dtype)
