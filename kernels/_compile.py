@@ -96,11 +96,12 @@ def cuda_kernel(name, signature):
     """Register ``f`` as CUDA kernel ``name``.
 
     ``signature(t)`` gives the launch signature for float type ``t``. The kernel
-    itself is compiled lazily, on its first launch, for the types it gets.
+    itself is compiled lazily, on its first launch, for the types it gets, and
+    kept on disk like the CPU launchers, so that the next process loads it.
     """
 
     def register(f):
-        kernel = cuda.jit(f)
+        kernel = cuda.jit(f, cache=True)
         CUDA_KERNELS[name] = (kernel, [signature(t) for t in FLOAT_TYPES])
         return kernel
 

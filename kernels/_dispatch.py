@@ -86,6 +86,12 @@ def run(cpu, gpu, launch, *args):
         work = max([a.size for a in args if isinstance(a, np.ndarray)])
         (cpu.parallel if work >= PARALLEL_MIN_SIZE else cpu.serial)(*args)
     elif on_cupy:
+        # Here a look at every argument costs nothing next to a launch: a NumPy
+        # array among CuPy ones would be copied to the GPU and back at each launch.
+        host = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+        if host:
+            raise TypeError(f"a GPU launch got NumPy arrays as arguments {host} (counting from 0): "
+                            "move every array of the launch to the GPU first")
         import cupy
 
         stream = cuda.external_stream(cupy.cuda.get_current_stream().ptr)

@@ -2,6 +2,7 @@
 
 import importlib
 import math
+import re
 
 import numpy as np
 import pytest
@@ -361,3 +362,15 @@ def test_parallel_cpu_loops_give_the_serial_results(monkeypatch, dtype):
     for k, (p, s) in enumerate(zip(parallel, serial)):
         assert p.dtype == s.dtype == dtype and p.shape == s.shape
         np.testing.assert_array_equal(p, s, err_msg=f"result {k}")
+
+
+def test_a_gpu_launch_refuses_host_arrays(monkeypatch):
+    # With the first array on the GPU (any non-NumPy array stands in for CuPy's
+    # here), Numba would copy a NumPy argument to the GPU and back at every launch.
+    class GpuArray:
+        dtype = np.dtype(np.float32)
+
+    monkeypatch.setattr(_dispatch, "_is_cupy", lambda a: isinstance(a, GpuArray))
+    with pytest.raises(TypeError, match=re.escape(
+            "a GPU launch got NumPy arrays as arguments [1, 3] (counting from 0): move every array of the launch to the GPU first")):
+        _dispatch.run(None, None, (1, 1), GpuArray(), np.zeros(2), GpuArray(), np.zeros(2))
