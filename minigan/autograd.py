@@ -15,6 +15,8 @@ which the WGAN-GP gradient penalty needs.
 import contextlib
 import weakref
 
+import numpy as np
+
 from .anomaly import check_gradient
 from .backend import asarray_like, get_xp
 from .tensor import Tensor
@@ -79,8 +81,8 @@ class Function:
                     f"{t.data.dtype}; convert one of them (e.g. mg.tensor(x, dtype='float32'))"
                 )
         out = fn.forward(*[t.data for t in inputs], **params)
-        if type(out) is not type(first):  # NumPy turns 0-d results into scalars
-            out = get_xp(first).asarray(out)
+        if isinstance(out, np.generic):  # NumPy turns 0-d results into scalars
+            out = np.asarray(out)
         recorded = _grad_enabled and any([t.requires_grad for t in inputs])
         result = Tensor(out, requires_grad=True, grad_fn=fn) if recorded else Tensor(out)
         if cls.returns_view and out.base is not None and get_xp(out).may_share_memory(out, first):
@@ -298,6 +300,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):
             raise TypeError(f"grad(): input {i} is a {type(t).__name__}, expected a Tensor")
+        if not t.requires_grad:  # no graph records how the outputs depend on it
+            raise RuntimeError(f"grad(): input {i} (shape {t.shape}) does not require grad, so the outputs "
+                               "have no gradient with respect to it: make it with requires_grad=True")
     for t in outputs:
         if not t.requires_grad:
             raise RuntimeError("grad(): an output does not require grad, so it has no gradient")

@@ -113,15 +113,21 @@ def numeric_dtype(value, who=""):
 def asarray_like(value, like):
     """``value`` (a number, a list or an array) as an array of the dtype and on the
     device of the array ``like``. An array on another device is an error, not a
-    silent copy."""
+    silent copy, and so are integers that the cast would wrap around."""
     xp, device = get_xp(like), device_of(like)
-    numeric_dtype(value)
+    given = numeric_dtype(value)
     if hasattr(value, "dtype") and device_of(value) != device:
         raise RuntimeError(
             f"an array on {device_of(value)} was given for a tensor on {device}; "
             f"move it first, e.g. mg.tensor(value, device={device!r})"
         )
-    return xp.asarray(value, dtype=like.dtype)
+    out = xp.asarray(value, dtype=like.dtype)
+    # NumPy casts an integer array to a narrower integer type modulo 2^bits (a Python
+    # int out of range raises by itself).
+    if like.dtype.kind in "iu" and given.kind in "iu" and given != like.dtype and bool((out != xp.asarray(value)).any()):
+        raise OverflowError(f"integer values of dtype {given} do not fit into a tensor of dtype {like.dtype}; "
+                            "convert the tensor to a wider type first")
+    return out
 
 
 def to_device(array, device):

@@ -74,6 +74,10 @@ class Tensor:
     def __float__(self):
         return float(self.item())
 
+    def __format__(self, spec):
+        """f"{loss:.4f}": a 0-d tensor formats as its number, as in PyTorch."""
+        return format(self.item(), spec) if self.ndim == 0 else object.__format__(self, spec)
+
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -114,17 +118,6 @@ class Tensor:
             _check_differentiable(self.dtype)
         self.requires_grad = requires_grad
         return self
-
-    def to(self, device):
-        device = backend.resolve_device(device)
-        moved = Tensor(backend.to_device(self.data, device), self.requires_grad)
-        return self if moved.data is self.data else moved
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
 
     def backward(self, gradient=None, retain_graph=False, create_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see minigan.autograd)."""
@@ -175,7 +168,7 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     if isinstance(data, Tensor):
         data = data.data
     elif (unwrapped := _numpy_of_tensors(data)) is not None:
-        data = np.asarray(unwrapped)  # e.g. a list of 0-d losses: one array, of their dtype
+        data = np.asarray(unwrapped, dtype=np.result_type(*_entry_dtypes(unwrapped)))  # e.g. a list of 0-d losses
     xp = backend.xp_for(device)
     given = backend.numeric_dtype(data, "mg.tensor(): ")  # checked before the cast to dtype
     dtype = _dtype(dtype, "mg.tensor()")
@@ -200,6 +193,14 @@ def _numpy_of_tensors(data):
         if any(p is not None for p in parts):
             return [d if p is None else p for d, p in zip(data, parts)]
     return None
+
+
+def _entry_dtypes(data):
+    """The dtypes of a (nested) list's entries, a Python float counting as float32, so
+    that the tensors in it decide the dtype, as in PyTorch."""
+    if isinstance(data, (list, tuple)):
+        return [dtype for entry in data for dtype in _entry_dtypes(entry)]
+    return [np.dtype(np.float32) if isinstance(data, float) else backend.numeric_dtype(data, "mg.tensor(): ")]
 
 
 def _leaf(array, requires_grad):

@@ -451,3 +451,37 @@ def test_scalar_tensor_leaf_gets_scalar_gradient():
     assert s.grad.shape == ()
     assert s.grad == 10.0
 
+
+
+def test_item_assignment_changes_the_tensor_in_place():
+    x = mg.tensor([1.0, 2.0, 3.0])
+    x[0] += 10  # reads x[0], adds in place, writes it back: it raised after changing x
+    x[1:] = mg.tensor([5.0, 6.0])
+    np.testing.assert_array_equal(x.numpy(), [11.0, 5.0, 6.0])
+    w = leaf([1.0, 2.0])
+    y = (w * w).sum()
+    with mg.no_grad():  # editing a weight, as in PyTorch
+        w[0] = 5.0
+    np.testing.assert_array_equal(w.numpy(), [5.0, 2.0])
+    with pytest.raises(RuntimeError, match="was changed in place after the forward pass"):
+        y.backward()  # the graph read w before the write
+
+
+def test_comparing_one_value_tensors_gives_a_bool_tensor():
+    x = mg.tensor([1.0, 2.0])
+    c = x[0] < x[1]  # NumPy answered with a bool scalar, and printing it failed
+    assert repr(c) == "tensor(True, dtype=bool)"
+    assert (c + 1).item() == 2
+
+
+def test_a_0d_tensor_formats_as_its_number():
+    loss = mg.tensor(0.123456)
+    assert f"{loss:.3f}" == "0.123" and f"{loss}" == format(np.float32(0.123456).item())
+    with pytest.raises(TypeError):
+        f"{mg.tensor([1.0, 2.0]):.3f}"
+
+
+def test_a_list_of_tensors_and_python_floats_takes_the_tensors_dtype():
+    assert mg.tensor([mg.tensor(1.0), 2.5]).dtype == np.float32  # the float made it float64
+    assert mg.tensor([mg.tensor(1.0, dtype="float64"), 2.5]).dtype == np.float64
+    assert mg.tensor([mg.tensor(1), 2]).dtype == np.int64

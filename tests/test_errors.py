@@ -205,11 +205,27 @@ class FakeGpuArray:
         self.array = array
         self.shape, self.ndim, self.dtype, self.size = array.shape, array.ndim, array.dtype, array.size
 
+    def get(self):  # CuPy's copy back to the host
+        return self.array
+
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """minigan.backend sees a CuPy whose arrays are FakeGpuArrays."""
-    monkeypatch.setattr(backend, "_cupy", types.SimpleNamespace(ndarray=FakeGpuArray))
+    fake_cupy = types.SimpleNamespace(ndarray=FakeGpuArray, asarray=lambda a: FakeGpuArray(np.asarray(a)))
+    monkeypatch.setattr(backend, "_cupy", fake_cupy)
+
+
+def test_moving_a_tensor_keeps_it_in_the_graph(fake_gpu):
+    # y = (3w) moved to the GPU and back: dy/dw = 3. .to() made a new leaf, so the
+    # gradient stopped at the copy and w.grad stayed None.
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    on_gpu = (w * 3).to("cuda")
+    assert isinstance(on_gpu.data, FakeGpuArray) and not on_gpu.is_leaf
+    y = on_gpu.to("cpu")
+    (y * y).sum().backward()  # dL/dw = 2y·3 = 18w
+    np.testing.assert_array_equal(w.grad, [18.0, 36.0])
+    assert w.to("cpu") is w  # already there: the tensor itself, as in PyTorch
 
 
 def test_tensors_on_different_devices(fake_gpu):
@@ -419,7 +435,9 @@ def test_conv_layer_kernel_size_that_is_not_a_pair():
         (lambda: t(2, 3) @ np.ones((3, 4), np.float32), "MatMul: input 1 is a ndarray, expected a Tensor"),
         (lambda: mg.cat([t(2, 3), np.ones((2, 3), np.float32)]), "Concat: input 1 is a ndarray, expected a Tensor"),
         (lambda: F.leaky_relu(np.ones(3, np.float32)), "LeakyReLU: input 0 is a ndarray, expected a Tensor"),
-        (lambda: F.binary_cross_entropy(t(2) * 0.5, np.ones(2, np.float32)), "BCE: input 1 is a ndarray, expected a Tensor"),
+        (lambda: F.binary_cross_entropy(t(2) * 0.5, np.ones(2, np.float32)),
+         "binary_cross_entropy: target must be a Tensor, got a ndarray (mg.tensor(...) makes one)"),
+        (lambda: F.mse_loss(t(2), [1.0, 0.0]), "mse_loss: target must be a Tensor, got a list"),  # was: no .shape
     ],
 )
 def test_an_array_where_a_tensor_belongs(call, message):
@@ -573,3 +591,66 @@ def test_what_the_making_of_tensors_accepts():
     for dtype in ("int32", "int64", "bool", np.uint8):
         assert mg.zeros(2, dtype=dtype).dtype == mg.tensor([1, 0], dtype=dtype).dtype == np.dtype(dtype)
     assert mg.ones(2, dtype="float64", requires_grad=True).requires_grad
+
+
+def test_batch_norm_running_statistics_both_or_neither():
+    with raises(ValueError, "batch_norm: running_mean and running_var must both be None or both be given"):
+        F.batch_norm(t(4, 3), None, t(3), training=True)  # running_var was silently left as it was
+    with raises(ValueError, "batch_norm: momentum must be a number in [0, 1], got None"):
+        F.batch_norm(t(4, 3), t(3), t(3), training=True, momentum=None)
+
+
+def test_batch_norm_running_statistics_count_as_changed_in_place():
+    # A graph that read running_mean before a training step updated it would get
+    # gradients from the new values; its backward refuses instead.
+    running_mean, running_var = Tensor(np.zeros(3, np.float32)), Tensor(np.ones(3, np.float32))
+    w = t(3, requires_grad=True)
+    y = (w * running_mean).sum()
+    F.batch_norm(Tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)),
+                 running_mean, running_var, training=True)
+    with raises(RuntimeError, "Mul: input 1 (shape (3,)) was changed in place after the forward pass"):
+        y.backward()
+
+
+def test_grad_of_an_input_that_does_not_require_grad():
+    x, w = mg.tensor([1.0, 2.0]), mg.tensor([3.0, 4.0], requires_grad=True)
+    message = "grad(): input 0 (shape (2,)) does not require grad, so the outputs have no gradient with respect to it"
+    with raises(RuntimeError, message):  # it said x was not used
+        mg.grad((x * w).sum(), x)
+    with raises(RuntimeError, message):  # allow_unused=True gave None, silently
+        mg.grad((x * w).sum(), [x, w], allow_unused=True)
+
+
+def test_an_integer_array_constant_that_does_not_fit_the_tensor():
+    with raises(OverflowError, "integer values of dtype int64 do not fit into a tensor of dtype int32"):
+        mg.tensor(np.array([1, 2], np.int32)) * np.array([3_000_000_000, 1])  # wrapped around to -1294967296
+    np.testing.assert_array_equal((mg.tensor(np.array([1, 2], np.int32)) * np.array([3, 1])).numpy(), [3, 2])
+
+
+def test_item_assignment_inside_a_graph():
+    h = mg.tensor([1.0, 2.0], requires_grad=True) * 2
+    with raises(RuntimeError, "x[index] = value where x (shape (2,)) or value requires grad"):
+        h[0] += 1
+    np.testing.assert_array_equal(h.numpy(), [2.0, 4.0])  # unchanged
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    with raises(RuntimeError, "x[index] = value where x (shape (2,)) or value requires grad"):
+        w[0] = 5.0
+    with raises(TypeError, "tensor indexing supports ints, slices, None and ... ; got list"):
+        mg.zeros(3)[[0, 1]] = 1.0
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: F.cross_entropy(t(2, 3), 1), ValueError,
+         "cross_entropy: expected a 1-D array of integer labels in 0..2, got array(1)"),  # was: "int has no len()"
+        (lambda: F.cross_entropy(t(2, 3), [0, 1, 2]), ValueError,
+         "cross_entropy: expected N labels for logits (N, K) = (2, 3), got 3 labels"),
+        (lambda: F.log_softmax(t(2, 3), (0, 1)), TypeError, "log_softmax: dim must be an int, got (0, 1) (a tuple)"),
+        (lambda: t(2).clamp(), ValueError, "clamp: give min, max or both"),  # returned the tensor unchanged
+    ],
+    ids=["cross_entropy labels", "cross_entropy count", "log_softmax dim", "clamp"],
+)
+def test_loss_and_op_arguments(call, error, message):
+    with raises(error, message):
+        call()

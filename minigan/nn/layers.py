@@ -5,8 +5,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import check_number, is_int
+from ..backend import is_int
 from ..ops.conv import check_output_padding, pair
+from ..ops.norm import check_momentum_and_eps
 from ..ops.pool import check_dropout_p, pool_window, whole_scale
 from ..ops.shape import _check_dims
 from ..tensor import Tensor
@@ -104,13 +105,7 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         _check_sizes(name, num_features=num_features)
-        if momentum is None or not 0 <= check_number(momentum, "momentum", name) <= 1:
-            raise ValueError(
-                f"{name}: momentum must be a number in [0, 1], got {momentum!r} "
-                "(PyTorch's momentum=None, a cumulative average, is not supported)"
-            )
-        if not check_number(eps, "eps", name) > 0:  # 1/√(σ² + eps): a negative eps gives NaN
-            raise ValueError(f"{name}: eps must be positive, got {eps!r}")
+        check_momentum_and_eps(momentum, eps, name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None

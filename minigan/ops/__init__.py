@@ -2,6 +2,7 @@
 and backward side by side. Below, the ops become Tensor's operators and methods."""
 
 from ..autograd import is_grad_enabled
+from ..backend import get_xp
 from ..tensor import Tensor
 from .arithmetic import add, div, mul, neg, pow, sub
 from .conv import conv2d, conv2d_weight, conv_transpose2d
@@ -12,7 +13,7 @@ from .loss import (
 from .norm import batch_norm
 from .pool import avg_pool2d, dropout, upsample_nearest
 from .reduce import broadcast_to, expand, mean, sum, unbroadcast
-from .shape import cat, flatten, getitem, permute, reshape, transpose
+from .shape import cat, flatten, getitem, permute, reshape, setitem, to, transpose
 from .unary import abs, clamp, exp, leaky_relu, log, relu, sigmoid, sqrt, tanh
 
 
@@ -34,6 +35,7 @@ Tensor.__pow__ = pow
 Tensor.__rpow__ = _swap(pow)
 Tensor.__matmul__ = matmul
 Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem
 
 
 def _in_place(op, symbol):
@@ -74,16 +76,19 @@ for _name, _op in {
     "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
     "abs": abs, "sqrt": sqrt, "sum": sum, "mean": mean, "reshape": reshape, "view": reshape,
     "permute": permute, "transpose": transpose, "flatten": flatten, "matmul": matmul,
-    "broadcast_to": broadcast_to, "expand": expand,
+    "broadcast_to": broadcast_to, "expand": expand, "to": to,
 }.items():
     setattr(Tensor, _name, _op)
+Tensor.cpu = lambda self: to(self, "cpu")
+Tensor.cuda = lambda self: to(self, "cuda")
 
 
 def _comparison(method):
     """``a < b`` and friends: a bool tensor of the elementwise answers (outside any
     graph: a comparison has no gradient), as in PyTorch."""
     def compare(self, other):
-        return Tensor(getattr(self.data, method)(other.data if isinstance(other, Tensor) else other))
+        answers = getattr(self.data, method)(other.data if isinstance(other, Tensor) else other)
+        return Tensor(get_xp(self.data).asarray(answers))  # NumPy answers 0-d tensors with a scalar
     return compare
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import get_xp, is_int
 from ..tensor import Tensor
 from .unary import clamp, log, sigmoid
 
@@ -37,6 +37,8 @@ def _reduce(loss, reduction):
 
 
 def _check_same_shape(name, input, target):
+    if not isinstance(target, Tensor):  # as in PyTorch: a list or an array has no dtype of the input's
+        raise TypeError(f"{name}: target must be a Tensor, got a {type(target).__name__} (mg.tensor(...) makes one)")
     if input.shape != target.shape:
         raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
 
@@ -90,6 +92,8 @@ def log_softmax(input, dim=1):
     Subtracting the row maximum m first keeps every exponent <= 0. m is a constant
     here: log_softmax(x - m) = log_softmax(x) for any m, so no gradient is lost.
     """
+    if not is_int(dim):
+        raise TypeError(f"log_softmax: dim must be an int, got {dim!r:.40} (a {type(dim).__name__})")
     if not -input.ndim <= dim < input.ndim:
         raise ValueError(f"log_softmax: dim {dim} is out of range for a tensor of shape {input.shape}")
     xp = get_xp(input.data)
@@ -140,7 +144,10 @@ class PickClass(Function):
 def cross_entropy(input, labels, reduction="mean"):
     """Multi-class cross entropy on logits (N, K) and integer labels (N,):
     ℓ_n = -log softmax(x_n)[y_n]."""
-    if input.ndim != 2 or len(labels) != input.shape[0]:
-        raise ValueError(f"cross_entropy: expected logits (N, K) and N labels, got {input.shape} and {len(labels)} labels")
-    picked = PickClass.apply(log_softmax(input, 1), labels=_class_labels("cross_entropy", labels, input.shape[1], input))
+    if input.ndim != 2:
+        raise ValueError(f"cross_entropy: expected logits of shape (N, K), got {input.shape}")
+    labels = _class_labels("cross_entropy", labels, input.shape[1], input)
+    if len(labels) != input.shape[0]:
+        raise ValueError(f"cross_entropy: expected N labels for logits (N, K) = {input.shape}, got {len(labels)} labels")
+    picked = PickClass.apply(log_softmax(input, 1), labels=labels)
     return _reduce(-picked, reduction)

@@ -13,7 +13,7 @@ built from ordinary ops.
 import kernels
 
 from ..autograd import Function
-from ..backend import get_xp
+from ..backend import check_number, get_xp
 from ..tensor import Tensor
 from .layout import from_nhwc, is_channels_last, to_nhwc
 
@@ -59,6 +59,17 @@ class BatchNormTrain(Function):
         return Tensor(_image_of(gx, x, self.channels_last)), Tensor(ggamma), Tensor(gbeta)
 
 
+def check_momentum_and_eps(momentum, eps, who):
+    """The running statistics' momentum, a number in [0, 1], and eps > 0."""
+    if momentum is None or not 0 <= check_number(momentum, "momentum", who) <= 1:
+        raise ValueError(
+            f"{who}: momentum must be a number in [0, 1], got {momentum!r} "
+            "(PyTorch's momentum=None, a cumulative average, is not supported)"
+        )
+    if not check_number(eps, "eps", who) > 0:  # 1/√(σ² + eps): a negative eps gives NaN
+        raise ValueError(f"{who}: eps must be positive, got {eps!r}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """PyTorch's ``F.batch_norm``: batch statistics in training mode (updating the
     running statistics in place), the running statistics in eval mode."""
@@ -73,6 +84,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: eval mode (training=False) normalises with running_mean and running_var, "
                          "but one of them is None: pass both, or training=True for the batch's statistics")
+    if (running_mean is None) != (running_var is None):  # one of them would be left as it was
+        raise ValueError("batch_norm: running_mean and running_var must both be None or both be given")
+    check_momentum_and_eps(momentum, eps, "batch_norm")
     xp = get_xp(input.data)
     if weight is None:
         weight = Tensor(xp.ones(c, dtype=input.dtype))
@@ -82,7 +96,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if input.data.size // c < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got input of shape {input.shape}")
         raw = (None, None) if running_mean is None else (running_mean.data, running_var.data)
-        return BatchNormTrain.apply(input, weight, bias, eps=eps, running_mean=raw[0], running_var=raw[1], momentum=momentum)
+        y = BatchNormTrain.apply(input, weight, bias, eps=eps, running_mean=raw[0], running_var=raw[1], momentum=momentum)
+        if running_mean is not None:  # updated in place: a graph that read them is out of date
+            running_mean.changed_in_place()
+            running_var.changed_in_place()
+        return y
     shape = (1, c) + (1,) * (input.ndim - 2)
     scale = weight.reshape(shape) * Tensor(1 / xp.sqrt(running_var.data + eps)).reshape(shape)
     return (input - Tensor(running_mean.data).reshape(shape)) * scale + bias.reshape(shape)

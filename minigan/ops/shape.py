@@ -1,12 +1,13 @@
 """Ops that move elements around without changing them: reshape, permute, slicing,
-concat. Each backward puts the gradient back where the element came from.
+concat, and from one device to another. Each backward puts the gradient back where
+the element came from.
 """
 
 import math
 import operator
 
-from ..autograd import Function
-from ..backend import get_xp, is_int
+from ..autograd import Function, is_grad_enabled
+from ..backend import asarray_like, device_of, get_xp, is_int, resolve_device, to_device
 from ..tensor import Tensor, tuple_arg
 
 
@@ -80,6 +81,17 @@ class Concat(Function):
         return tuple(grads)
 
 
+class ToDevice(Function):
+    """The same values on another device."""
+
+    def forward(self, x, device):
+        self.source = device_of(x)
+        return to_device(x, device)
+
+    def backward(self, g):
+        return (to(g, self.source),)  # the gradient goes back to where x lives
+
+
 def _basic_index(index):
     """Check that an index is basic (ints, slices, None, ...), which never repeats an element."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -131,8 +143,30 @@ def transpose(x, dim0, dim1):
     return Permute.apply(x, dims=tuple(dims))  # a permutation by construction: no need to check it again
 
 
+def to(x, device):
+    """x on ``device`` ("cpu", "cuda" or "auto"): x itself when it is there already, as
+    in PyTorch, else a copy that gradients flow back through."""
+    device = resolve_device(device)
+    return x if x.device == device else ToDevice.apply(x, device=device)
+
+
 def getitem(x, index):
     return GetItem.apply(x, index=_basic_index(index))
+
+
+def setitem(x, index, value):
+    """``x[index] = value``: x's own values changed in place, as in PyTorch, where no
+    graph is being recorded through x or value (``x[0] += 1`` reads x[0], adds in
+    place, then writes it back here)."""
+    if is_grad_enabled() and (x.requires_grad or getattr(value, "requires_grad", False)):
+        # PyTorch would record the write as an op; here the graph's ops make the new tensor.
+        raise RuntimeError(
+            f"x[index] = value where x (shape {x.shape}) or value requires grad: a backward pass could "
+            "read the values it overwrites; make a new tensor with ops instead (mg.cat, or "
+            "x * mask + value * (1 - mask)), or write under `with mg.no_grad():`"
+        )
+    x.data[_basic_index(index)] = asarray_like(value.data if isinstance(value, Tensor) else value, x.data)
+    x.changed_in_place()
 
 
 def cat(tensors, dim=0):

@@ -138,6 +138,8 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
+    if min is None and max is None:  # as in PyTorch: clamping to nothing is likely a slip
+        raise ValueError("clamp: give min, max or both")
     for name, bound in (("min", min), ("max", max)):
         if bound is not None:
             check_number(bound, name, "clamp")
