@@ -80,7 +80,7 @@ class Classifier:
         """(penultimate-layer features, class probabilities p(y|x)) as float64 NumPy
         arrays, computed in batches."""
         features, logits = [], []
-        layers = list(self.net.children())
+        layers = list(self.net)  # a Sequential, in order
         with no_grad():
             for batch in _batches(np.asarray(images, dtype=np.float32)):
                 h = Tensor(backend.to_device(batch, self.device))
@@ -115,7 +115,8 @@ def train_classifier(epochs=30, batch_size=64, lr=2e-3, seed=0, train_size=None,
     loader = data.DataLoader((images, labels), batch_size, shuffle=True, seed=seed)
     rng = np.random.default_rng([seed, 1])
     for epoch in range(epochs):
-        opt.defaults["lr"] = lr if epoch < epochs - epochs // 4 else lr / 10
+        for group in opt.param_groups:
+            group["lr"] = lr if epoch < epochs - epochs // 4 else lr / 10
         total, start = 0.0, time.perf_counter()
         for x, y in loader:
             x = Tensor(backend.to_device(random_shifts(x, rng), device))

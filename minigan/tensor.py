@@ -114,6 +114,8 @@ class Tensor:
         return leaf
 
     def requires_grad_(self, requires_grad=True):
+        if not isinstance(requires_grad, bool):  # "no" would be stored, and true
+            raise TypeError(f"requires_grad_(requires_grad): requires_grad must be True or False, got {requires_grad!r:.40}")
         if requires_grad:
             _check_differentiable(self.dtype)
         self.requires_grad = requires_grad

@@ -470,7 +470,7 @@ def _load_optimizer(opt, arrays, steps, path, name):
             raise CheckpointError(f"{path!r} is damaged: it has no {name}/{i}/{missing[0]}")
         states.append({**moments, **({"step": t} if t else {})})
     try:
-        opt.load_state_dict({"defaults": opt.defaults, "state": states})
+        opt.load_state_dict({"state": states, "param_groups": opt.state_dict()["param_groups"]})  # the config's settings
     except ValueError as e:
         raise TrainingError(f"the checkpoint's optimiser state does not fit: {e}") from None
 

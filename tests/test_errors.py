@@ -362,29 +362,81 @@ def test_optimizer_load_state_dict_that_does_not_fit():
     net = nn.Linear(4, 3)
     adam = optim.Adam(net.parameters())
     with raises(ValueError, "Adam.load_state_dict: state for 1 parameters, this optimiser has 2"):
-        adam.load_state_dict({"defaults": {}, "state": [{}]})
+        adam.load_state_dict({"param_groups": [{}], "state": [{}]})
     with raises(ValueError, "Adam.load_state_dict: state 'exp_avg' of parameter 1 has shape (4,), the parameter (3,)"):
-        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(4), "exp_avg_sq": np.zeros(4), "step": 1}]})
+        adam.load_state_dict({"param_groups": [{}], "state": [{}, {"exp_avg": np.zeros(4), "exp_avg_sq": np.zeros(4), "step": 1}]})
     # Each of these was loaded and failed later, at the next step (a KeyError), or not at all.
     sgd = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     with raises(ValueError, "Adam.load_state_dict: hyper-parameters ['lr', 'momentum'] in the state dict, "
-                            "['betas', 'eps', 'lr'] in this Adam"):
+                            "['betas', 'eps', 'lr', 'weight_decay'] in this Adam"):
         adam.load_state_dict(sgd.state_dict())
     with raises(ValueError, "Adam.load_state_dict: parameter 1's state holds ['exp_avg'], expected "
                             "['exp_avg', 'exp_avg_sq', 'step'] (or nothing, before its first step)"):
-        adam.load_state_dict({"defaults": {}, "state": [{}, {"exp_avg": np.zeros(3)}]})
+        adam.load_state_dict({"param_groups": [{}], "state": [{}, {"exp_avg": np.zeros(3)}]})
     with raises(ValueError, "Adam: lr must be 0 or more and finite, got -1"):
-        adam.load_state_dict({"defaults": {"lr": -1}, "state": [{}, {}]})
-    with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'defaults' and "
-                            "'state', got a dict of ['state']"):
+        adam.load_state_dict({"param_groups": [{"lr": -1}], "state": [{}, {}]})
+    with raises(ValueError, "Adam.load_state_dict: expected an optimiser's state_dict(), a dict of 'state' and "
+                            "'param_groups', got a dict of ['state']"):
         adam.load_state_dict({"state": [{}, {}]})
+    with raises(ValueError, "Adam.load_state_dict: 'param_groups' must be a list of one dict (one parameter group, "
+                            "as this optimiser has), got [{}, {}]"):
+        adam.load_state_dict({"state": [{}, {}], "param_groups": [{}, {}]})
     with raises(TypeError, "Adam: lr must be a number, got '0.1'"):  # '<' not supported between ...
-        adam.load_state_dict({"defaults": {"lr": "0.1"}, "state": [{}, {}]})
+        adam.load_state_dict({"param_groups": [{"lr": "0.1"}], "state": [{}, {}]})
     with raises(TypeError, "SGD: momentum must be a number, got '0.9'"):
         optim.SGD(net.parameters(), lr=0.1, momentum="0.9")
     with raises(ValueError, "Adam: betas must be in [0, 1), two of them (beta1, beta2), got ('0.9', 0.999)"):
         optim.Adam(net.parameters(), betas=("0.9", 0.999))
-    assert adam.lr == 1e-3  # nothing refused was loaded
+    assert adam.param_groups[0]["lr"] == 1e-3  # nothing refused was loaded
+
+
+# --- modules: initialisers, containers, flags -------------------------------------------------
+def test_an_initialiser_given_the_array_of_a_tensor():
+    lin = nn.Linear(2, 2)
+    # PyTorch's DCGAN tutorial writes m.weight.data, a tensor in PyTorch; here it is the
+    # raw array, and this failed with "memoryview: invalid slice key".
+    with raises(TypeError, "nn.init.normal_: expected a Tensor, got a ndarray; pass the tensor (m.weight), "
+                           "not its array m.weight.data"):
+        nn.init.normal_(lin.weight.data, 0.0, 0.02)
+    with raises(TypeError, "nn.init.zeros_: expected a Tensor, got a ndarray; pass the tensor (m.weight)"):
+        nn.init.zeros_(lin.bias.data)
+    with raises(TypeError, "nn.init.constant_: expected a Tensor, got a list"):
+        nn.init.constant_([1.0, 2.0], 0)
+    with raises(TypeError, "nn.init.constant_: val must be a number, got '0' (a str)"):
+        nn.init.constant_(lin.bias, "0")
+
+
+def test_requires_grad_takes_true_or_false():
+    lin = nn.Linear(2, 2)
+    for set_flag in (lin.weight.requires_grad_, lin.requires_grad_):
+        with raises(TypeError, "requires_grad_(requires_grad): requires_grad must be True or False, got 'no'"):
+            set_flag("no")  # was stored as it was: a string, and true
+    assert all(p.requires_grad is True for p in lin.parameters())
+    with raises(TypeError, "requires_grad_(requires_grad): requires_grad must be True or False, got 0"):
+        nn.Parameter(np.zeros(2, np.float32), requires_grad=0)
+
+
+def test_module_containers_and_names():
+    layers = nn.ModuleList([nn.Linear(2, 2)])
+    with raises(IndexError, "ModuleList: index 1 is out of range for 1 modules"):
+        layers[1]
+    with raises(IndexError, "Sequential: index -3 is out of range for 2 modules"):
+        nn.Sequential(nn.ReLU(), nn.Tanh())[-3]
+    with raises(TypeError, "ModuleList: <function relu"):
+        layers.append(F.relu)
+    with raises(TypeError, "(a function) is not a Module; a function such as F.relu has a module twin, e.g. nn.ReLU()"):
+        nn.ModuleList([nn.Linear(2, 2), F.relu])
+    with raises(TypeError, "ModuleList.extend: expected an iterable of modules, got a Linear"):
+        layers.extend(nn.Linear(2, 2))
+    with raises(KeyError, "add_module: a module's name must be non-empty and without '.', got 'a.b'"):
+        layers.add_module("a.b", nn.ReLU())  # state_dict's "a.b.weight" could not be split again
+    with raises(KeyError, "add_module: a module's name must be non-empty and without '.', got ''"):
+        layers.add_module("", nn.ReLU())
+    with raises(KeyError, "add_module: Linear already has an attribute 'weight'"):
+        nn.Linear(2, 2).add_module("weight", nn.ReLU())
+    with raises(TypeError, "add_module: the name must be a string, got 1 (a int)"):
+        layers.add_module(1, nn.ReLU())
+    assert len(layers) == 1
 
 
 # --- training settings ------------------------------------------------------------------------

@@ -144,6 +144,8 @@ def torch_twin(module, torch):
     """``module`` rebuilt from torch.nn layers of the same sizes, under the same names."""
     if isinstance(module, nn.Sequential):
         return torch.nn.Sequential(OrderedDict((name, torch_twin(m, torch)) for name, m in module._modules.items()))
+    if isinstance(module, nn.ModuleList):
+        return torch.nn.ModuleList(torch_twin(m, torch) for m in module)
     bias = getattr(module, "bias", None) is not None
     if isinstance(module, nn.Linear):
         return torch.nn.Linear(module.in_features, module.out_features, bias=bias)
@@ -272,8 +274,9 @@ def test_state_dict_round_trip_gives_identical_outputs():
     lambda m: m.load_state_dict(m.state_dict()),
     lambda m: nn.init.normal_(m.weight),
     lambda m: nn.init.zeros_(m.bias),
+    lambda m: nn.init.constant_(m.bias, 0.5),
     lambda m: mg.optim.Adam(m.parameters()).step(),
-], ids=["load_state_dict", "normal_", "zeros_", "Adam.step"])
+], ids=["load_state_dict", "normal_", "zeros_", "constant_", "Adam.step"])
 def test_changing_weights_in_place_is_seen_by_a_graph_recorded_before(change):
     m = nn.Linear(3, 2)
     for p in m.parameters():
@@ -343,6 +346,52 @@ def test_dcgan_init_statistics():
     assert linear.weight.dtype == np.float32
 
 
+def dcgan_tutorial_weights_init(m):
+    """PyTorch's DCGAN tutorial's initialiser, with m.weight for its m.weight.data (in
+    minigan .data is the raw array; the tensor itself works in PyTorch too)."""
+    classname = m.__class__.__name__
+    if classname.find("Conv") != -1:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif classname.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.constant_(m.bias, 0)
+
+
+def test_the_dcgan_tutorials_init_through_apply_is_dcgan_init():
+    def net():  # the tutorial's layers: convolutions without bias
+        return nn.Sequential(nn.Conv2d(16, 32, 4, bias=False), nn.BatchNorm2d(20_000), nn.LeakyReLU(0.2))
+
+    mg.manual_seed(0)
+    tutorial = net()
+    assert tutorial.apply(dcgan_tutorial_weights_init) is tutorial
+    mg.manual_seed(0)
+    ours = nn.init.dcgan_init_(net())
+    for key, value in ours.state_dict().items():  # the same draws, in the same order
+        np.testing.assert_array_equal(tutorial.state_dict()[key], value, err_msg=key)
+    assert abs(tutorial[1].weight.data.std() - 0.02) < 0.0005
+
+
+def test_apply_calls_fn_on_the_children_first_then_the_module():
+    net = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), nn.ModuleList([nn.ReLU()]), nn.Sigmoid())
+    seen = []
+    net.apply(seen.append)
+    assert [type(m).__name__ for m in seen] == ["Linear", "Tanh", "Sequential", "ReLU", "ModuleList", "Sigmoid", "Sequential"]
+    torch = pytest.importorskip("torch")
+    twin_seen = []
+    torch_twin(net, torch).apply(twin_seen.append)
+    assert [type(m).__name__ for m in twin_seen] == [
+        "Linear", "Identity", "Sequential", "Identity", "ModuleList", "Identity", "Sequential"]  # activations: Identity
+
+
+def test_constant_fills_in_place_and_returns_the_tensor():
+    w = nn.Linear(3, 2).weight
+    assert nn.init.constant_(w, 0.25) is w
+    np.testing.assert_array_equal(w.data, np.full((2, 3), 0.25, np.float32))
+    assert w.dtype == np.float32
+    nn.init.ones_(w)
+    np.testing.assert_array_equal(w.data, 1.0)
+
+
 def test_default_linear_init_is_uniform_in_one_over_sqrt_fan_in():
     mg.manual_seed(0)
     w = nn.Linear(400, 300).weight.data
@@ -361,6 +410,13 @@ def test_zero_grad_clears_grads():
     net(mg.randn(4, 4)).sum().backward()
     opt.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+    for clear in (net.zero_grad, opt.zero_grad):  # PyTorch's set_to_none=False: zeros, in place
+        net(mg.randn(4, 4)).sum().backward()
+        grads = [p.grad for p in net.parameters()]
+        clear(set_to_none=False)
+        assert all(p.grad is g and not g.any() for p, g in zip(net.parameters(), grads))
+        net(mg.randn(4, 4)).sum().backward()  # and the next backward adds to them
+        assert all(p.grad.shape == p.shape and p.grad.any() for p in net.parameters())
 
 
 def test_parameter_grads_have_parameter_shapes():
@@ -377,6 +433,54 @@ def test_sequential_takes_modules_only_and_an_ordered_dict_of_them():
     assert isinstance(tail, nn.Sequential) and list(tail._modules) == ["act"]
     with pytest.raises(TypeError, match="is not a Module; a function such as F.relu has a module twin"):
         nn.Sequential(nn.Linear(2, 2), mg.nn.functional.relu)  # it was skipped silently
+
+
+def test_module_list_holds_modules_under_their_positions():
+    layers = nn.ModuleList([nn.Linear(2, 3)])
+    assert layers.append(nn.ReLU()) is layers and layers.extend([nn.Linear(3, 1)]) is layers
+    layers.insert(1, nn.BatchNorm1d(3))
+    assert [type(m).__name__ for m in layers] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert len(layers) == 4 and layers[-1] is layers[3] and layers[-4] is layers[0]
+    tail = layers[1:3]  # a ModuleList again, numbered from 0
+    assert isinstance(tail, nn.ModuleList) and list(tail._modules) == ["0", "1"] and tail[0] is layers[1]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = layers
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    net = Net()
+    assert [name for name, _ in net.named_parameters()] == [
+        "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"]
+    assert net(mg.randn(4, 2)).shape == (4, 1)
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.Module()
+    twin.layers = torch_twin(layers, torch)
+    assert list(net.state_dict()) == list(twin.state_dict())
+
+
+def test_add_module_and_children_as_pytorch_has_them():
+    net = nn.Module()
+    net.add_module("fc", nn.Linear(2, 2))
+    net.add_module("1", nn.BatchNorm1d(2))  # not a name `net.x = ...` could set
+    net.add_module("again", net.fc)  # one module under two names
+    assert [(name, type(m).__name__) for name, m in net.named_children()] == [("fc", "Linear"), ("1", "BatchNorm1d")]
+    assert list(net.children()) == [net.fc, getattr(net, "1")]
+    assert list(net.state_dict()) == ["fc.weight", "fc.bias", "1.weight", "1.bias",
+                                      "1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    assert [id(b) for b in net.buffers()] == [id(b) for _, b in net.named_buffers()]
+    assert len(list(net.buffers())) == 3
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.Module()
+    for name, child in net._modules.items():
+        twin.add_module(name, twin.fc if name == "again" else torch_twin(child, torch))
+    assert [name for name, _ in twin.named_children()] == [name for name, _ in net.named_children()]
+    assert len(list(twin.children())) == 2 and len(list(twin.buffers())) == 3
 
 
 def test_a_parameter_is_not_replaced_by_a_plain_tensor():

@@ -1,6 +1,6 @@
 """Optimisers against their update rules computed by hand, step by step, in float64."""
 
-import math
+import re
 
 import numpy as np
 import pytest
@@ -52,6 +52,12 @@ def test_adam_first_step_is_about_lr_times_sign_of_gradient():
     g = GRADS[0]
     np.testing.assert_allclose(after - P0, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
     assert after[2] == P0[2]
+
+
+def test_adam_weight_decay_adds_weight_decay_times_p_to_the_gradient():
+    (after,) = run(optim.Adam, n_steps=1, lr=0.1, weight_decay=0.5)
+    g = GRADS[0] + 0.5 * P0  # L2 regularisation (AdamW would decay p itself instead)
+    np.testing.assert_allclose(after - P0, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
 
 
 def test_adam_keeps_float32_parameters_float32():
@@ -169,6 +175,7 @@ def test_load_state_dict_rejects_wrong_sizes():
     ({"betas": (0.9,)}, r"betas must be in \[0, 1\), two of them \(beta1, beta2\), got \(0.9,\)"),
     ({"betas": 0.5}, "two of them"),
     ({"eps": -1e-8}, "eps must be 0 or more, got -1e-08"),
+    ({"weight_decay": -0.1}, "weight_decay must be 0 or more and finite, got -0.1"),
 ])
 def test_adam_rejects_bad_hyper_parameters(kwargs, words):
     with pytest.raises(ValueError, match=words):
@@ -214,8 +221,69 @@ def test_lr_0_leaves_the_weights_as_they_are(make):
     assert any(np.abs(v).sum() > 0 for s in opt.state_dict()["state"] for k, v in s.items() if k != "step")
 
 
-def test_lr_property():
-    assert math.isclose(optim.Adam([Parameter(P0.copy())], lr=3e-4).lr, 3e-4)
+# --- param_groups: changing hyper-parameters as training goes ------------------------------------
+def test_a_learning_rate_set_in_param_groups_is_used_from_the_next_step():
+    p = Parameter(P0.copy())
+    opt = optim.SGD([p], lr=0.1)
+    (group,) = opt.param_groups
+    assert group == {"params": [p], "lr": 0.1, "momentum": 0.0}
+    p.grad = GRADS[0].copy()
+    opt.step()
+    for group in opt.param_groups:  # PyTorch's way to change the learning rate
+        group["lr"] = 0.01
+    p.grad = GRADS[1].copy()
+    opt.step()
+    np.testing.assert_allclose(p.data, P0 - 0.1 * GRADS[0] - 0.01 * GRADS[1], rtol=1e-15)
+    assert opt.defaults == {"lr": 0.1, "momentum": 0.0}  # what it was made with, as in PyTorch
+    # A state dict holds the learning rate in use.
+    saved = opt.state_dict()
+    assert saved["param_groups"] == [{"lr": 0.01, "momentum": 0.0, "params": [0]}]
+    restored = optim.SGD([Parameter(P0.copy())], lr=0.1)
+    restored.load_state_dict(saved)
+    assert restored.param_groups[0]["lr"] == 0.01 and restored.defaults["lr"] == 0.1
+
+
+def test_param_groups_zero_grad_and_weight_decay_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    p, q = Parameter(P0.copy()), torch.nn.Parameter(torch.tensor(P0))
+    opts = optim.Adam([p], lr=0.1, weight_decay=0.05), torch.optim.Adam([q], lr=0.1, weight_decay=0.05)
+    for step in range(5):
+        if step == 2:
+            for opt in opts:
+                opt.param_groups[0]["lr"] = 0.02
+        if step < 3:
+            p.grad, q.grad = GRADS[step].copy(), torch.tensor(GRADS[step])
+        else:  # zeros: the moments still move the weights, as PyTorch's do
+            for opt in opts:
+                opt.zero_grad(set_to_none=False)
+        for opt in opts:
+            opt.step()
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, err_msg=f"step {step + 1}")
+    for opt in opts:
+        opt.zero_grad()  # PyTorch's default: None, and a parameter without a gradient stays
+    assert p.grad is None and q.grad is None
+    for opt in opts:
+        opt.step()
+    np.testing.assert_array_equal(p.data, q.detach().numpy())
+    ours, theirs = opts[0].state_dict()["param_groups"][0], opts[1].state_dict()["param_groups"][0]
+    assert ours == {k: theirs[k] for k in ours}
+
+
+@pytest.mark.parametrize("edit, error, words", [
+    (lambda g: g.update(lr=-0.1), ValueError, "Adam: lr must be 0 or more and finite, got -0.1"),
+    (lambda g: g.update(lr="0.1"), TypeError, "Adam: lr must be a number, got '0.1' (a str)"),
+    (lambda g: g.update(betas=(0.9, 1.0)), ValueError, "Adam: betas must be in [0, 1)"),
+    (lambda g: g.update(learning_rate=0.1), ValueError, "Adam.step: param_groups[0] holds the hyper-parameters "
+     "['betas', 'eps', 'learning_rate', 'lr', 'weight_decay'], expected ['betas', 'eps', 'lr', 'weight_decay']"),
+], ids=["negative", "string", "beta2 of 1", "misspelt"])
+def test_a_bad_value_set_in_param_groups_is_refused_at_the_next_step(edit, error, words):
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p])
+    edit(opt.param_groups[0])
+    p.grad = GRADS[0].copy()
+    with pytest.raises(error, match=re.escape(words)):
+        opt.step()
+    np.testing.assert_array_equal(p.data, P0)
 
 
 @pytest.mark.parametrize("edit, words", [

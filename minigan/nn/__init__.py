@@ -11,6 +11,7 @@ from .layers import (  # noqa: F401
     Flatten,
     LeakyReLU,
     Linear,
+    ModuleList,
     ReLU,
     Sequential,
     Sigmoid,

@@ -2,35 +2,53 @@
 
 import math
 
-from ..backend import to_device
+import numpy as np
+
+from ..backend import check_number, to_device
 from ..random import default_generator
+from ..tensor import Tensor
+
+
+def _check_tensor(tensor, who):
+    if not isinstance(tensor, Tensor):
+        # PyTorch's m.weight.data is a tensor; here it is the raw array (NumPy's or
+        # CuPy's ndarray), and a change made through it would escape the tensor's
+        # count of in-place changes (see Tensor.changed_in_place).
+        hint = "; pass the tensor (m.weight), not its array m.weight.data" if type(tensor).__name__ == "ndarray" else ""
+        raise TypeError(f"nn.init.{who}: expected a Tensor, got a {type(tensor).__name__}{hint}")
 
 
 def _fill(tensor, values):
-    """Write NumPy ``values`` into a tensor on any device, in place."""
-    tensor.data[...] = to_device(values.astype(tensor.dtype), tensor.device)
+    """Write ``values`` (a NumPy array of the tensor's shape, or one number) into a
+    tensor on any device, in place."""
+    tensor.data[...] = to_device(np.asarray(values, tensor.dtype), tensor.device)
     tensor.changed_in_place()
     return tensor
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    _check_tensor(tensor, "normal_")
     return _fill(tensor, (generator or default_generator()).normal(mean, std, tensor.shape))
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    _check_tensor(tensor, "uniform_")
     return _fill(tensor, (generator or default_generator()).uniform(a, b, tensor.shape))
 
 
+def constant_(tensor, val):
+    _check_tensor(tensor, "constant_")
+    return _fill(tensor, check_number(val, "val", "nn.init.constant_"))
+
+
 def zeros_(tensor):
-    tensor.data[...] = 0
-    tensor.changed_in_place()
-    return tensor
+    _check_tensor(tensor, "zeros_")
+    return _fill(tensor, 0)
 
 
 def ones_(tensor):
-    tensor.data[...] = 1
-    tensor.changed_in_place()
-    return tensor
+    _check_tensor(tensor, "ones_")
+    return _fill(tensor, 1)
 
 
 def default_uniform_(weight, bias, fan_in, generator=None):

@@ -2,6 +2,7 @@
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -240,7 +241,25 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
 
-class Sequential(Module):
+class _Container(Module):
+    """What Sequential and ModuleList share: their modules in order, as a list gives them."""
+
+    def __getitem__(self, i):
+        modules = list(self._modules.values())
+        if isinstance(i, slice):
+            return self._sliced(list(self._modules.items())[i])
+        if is_int(i) and not -len(modules) <= i < len(modules):
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {len(modules)} modules")
+        return modules[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Container):
     """Modules run one after the other: ``Sequential(a, b, c)``, named "0", "1", "2",
     or ``Sequential(OrderedDict(name=module, ...))`` with names of one's own."""
 
@@ -248,20 +267,47 @@ class Sequential(Module):
         super().__init__()
         named = layers[0].items() if len(layers) == 1 and isinstance(layers[0], OrderedDict) else enumerate(layers)
         for name, layer in named:
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: {layer!r} (a {type(layer).__name__}) is not a Module; "
-                                "a function such as F.relu has a module twin, e.g. nn.ReLU()")
-            setattr(self, str(name), layer)
+            self.add_module(str(name), layer)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):  # a Sequential of those layers, under their names
-            return Sequential(OrderedDict(list(self._modules.items())[i]))
-        return list(self._modules.values())[i]
-
-    def __len__(self):
-        return len(self._modules)
+    @staticmethod
+    def _sliced(items):  # a Sequential of those layers, under their names
+        return Sequential(OrderedDict(items))
 
     def forward(self, x):
-        for layer in self._modules.values():
+        for layer in self:
             x = layer(x)
         return x
+
+
+class ModuleList(_Container):
+    """A list of modules whose parameters the module holding it owns, named "0", "1", ...
+    (a plain Python list hides them from parameters() and state_dict()). It has no
+    forward: the module holding it decides how to run them."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    @staticmethod
+    def _sliced(items):  # a ModuleList of those modules, numbered from 0 again
+        return ModuleList(module for _, module in items)
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        if not isinstance(modules, Iterable):
+            raise TypeError(f"ModuleList.extend: expected an iterable of modules, got a {type(modules).__name__}")
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        """Put ``module`` before position ``index``, as list.insert does; the modules
+        after it are numbered one higher."""
+        modules = list(self)
+        modules.insert(index, module)
+        for i, m in enumerate(modules):
+            self.add_module(str(i), m)

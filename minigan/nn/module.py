@@ -31,6 +31,18 @@ def _array(value):
     return np.asarray(value)
 
 
+def _zero_grad(params, set_to_none):
+    """Clear the parameters' gradients before a backward, which adds to .grad (for
+    Module.zero_grad and Optimizer.zero_grad). None, PyTorch's default, lets an
+    optimiser skip a parameter that gets no gradient; zeros, written in place, do
+    not: a zero gradient still moves Adam's weights, by its moments."""
+    for p in params:
+        if set_to_none:
+            p.grad = None
+        elif p.grad is not None:
+            p.grad[...] = 0
+
+
 class Parameter(Tensor):
     """A tensor that is a learnable weight of a Module (it always requires grad)."""
 
@@ -75,6 +87,20 @@ class Module:
             registry.pop(name, None)
         object.__delattr__(self, name)
 
+    def add_module(self, name, module):
+        """Register ``module`` as the child ``name``, as ``self.name = module`` does, for
+        names that are not identifiers too (a Sequential's "0", "1", ...)."""
+        if not isinstance(name, str):
+            raise TypeError(f"add_module: the name must be a string, got {name!r:.40} (a {type(name).__name__})")
+        if not name or "." in name:  # state_dict's dotted names could not be split again
+            raise KeyError(f"add_module: a module's name must be non-empty and without '.', got {name!r}")
+        if hasattr(self, name) and name not in self._modules:  # e.g. "forward", or a parameter's name
+            raise KeyError(f"add_module: {type(self).__name__} already has an attribute {name!r}")
+        if not (module is None or isinstance(module, Module)):
+            raise TypeError(f"{type(self).__name__}: {module!r:.60} (a {type(module).__name__}) is not a Module; "
+                            "a function such as F.relu has a module twin, e.g. nn.ReLU()")
+        setattr(self, name, module)
+
     def register_buffer(self, name, tensor):
         """A tensor saved in ``state_dict`` but not trained (e.g. running statistics)."""
         object.__setattr__(self, name, tensor)
@@ -102,8 +128,24 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
+    def named_children(self):
+        """The modules directly inside this one, each once, by name."""
+        seen = set()
+        for name, child in self._modules.items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
     def children(self):
-        return iter(self._modules.values())
+        return (m for _, m in self.named_children())
+
+    def apply(self, fn):
+        """Call ``fn`` on every module inside this one, then on this one (e.g. an
+        initialiser that looks at each layer's type); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def _named(self, *kinds):
         """The tensors of the registries ``kinds`` of every module, module by module,
@@ -126,6 +168,9 @@ class Module:
     def named_buffers(self):
         return self._named("_buffers")
 
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
+
     def named_tensors(self):
         """Everything state_dict holds, in PyTorch's order: module by module, each one's
         parameters, then its buffers (batch-norm statistics), then its children's. A
@@ -144,9 +189,8 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        _zero_grad(self.parameters(), set_to_none)
 
     def requires_grad_(self, requires_grad=True):
         """Whether backward computes the parameters' gradients (PyTorch's name)."""
