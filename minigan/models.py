@@ -138,33 +138,34 @@ class ConditionalDiscriminator(nn.Module):
         return self.net(cat([x.flatten(1), y], dim=1))
 
 
-def _mlp(conditional, critic, d_depth, g_depth):
+def _mlp(conditional, critic, d_depth, g_depth, latent_dim):
     if (d_depth, g_depth) != (2, 2):
         raise ValueError(f"d_depth and g_depth apply to the dcgan only (the MLP has no convolutions), got {d_depth}, {g_depth}")
     extra = NUM_CLASSES if conditional else 0
-    return mlp_generator(LATENT_DIM + extra), mlp_discriminator(extra_inputs=extra)
+    return mlp_generator(latent_dim + extra), mlp_discriminator(extra_inputs=extra)
 
 
-def _dcgan(conditional, critic, d_depth, g_depth):
+def _dcgan(conditional, critic, d_depth, g_depth, latent_dim):
     extra = NUM_CLASSES if conditional else 0
     D = dcgan_discriminator(batch_norm=not critic, in_channels=1 + extra, depth=d_depth)
-    return dcgan_generator(LATENT_DIM + extra, depth=g_depth), D
+    return dcgan_generator(latent_dim + extra, depth=g_depth), D
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
-def build(name, conditional=False, critic=False, d_depth=2, g_depth=2):
+def build(name, conditional=False, critic=False, d_depth=2, g_depth=2, latent_dim=LATENT_DIM):
     """(generator, discriminator) for a model name in MODELS.
 
     ``conditional``: G(z, y) and D(x, y) take the digit class y as well.
     ``critic``: a D fit for WGAN-GP (no batch norm; the MLP D has none anyway).
     ``d_depth``: the DCGAN D's strided convolutions, 2 or 3 (``dcgan_discriminator``).
     ``g_depth``: the DCGAN G's convolutions, 2 or 4 (``dcgan_generator``).
+    ``latent_dim``: the size of G's noise z.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
-    G, D = MODELS[name](conditional, critic, d_depth, g_depth)
+    G, D = MODELS[name](conditional, critic, d_depth, g_depth, latent_dim)
     if conditional:
         G, D = ConditionalGenerator(G), ConditionalDiscriminator(D, as_planes=name == "dcgan")
     return G, D

@@ -52,6 +52,13 @@ def save_grid(images, path, nrow=8, title=None, row_labels=None):
     plt.close(fig)
 
 
+def whole_x_ticks(*axes):
+    """Ticks on whole numbers only along the x axes, which count steps or epochs (the
+    default locator puts ticks at 22.5 on a short run)."""
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_losses(history, path, critic=False):
     """Loss and D-output curves from a list of per-step dicts with loss_d, loss_g, d_real,
     d_fake (with ``critic``, a WGAN critic's scores: no probabilities)."""
@@ -65,8 +72,7 @@ def plot_losses(history, path, critic=False):
     for key, label in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
         ax2.plot(steps, [h[key] for h in history], label=label, lw=0.8)
     ax2.set_xlabel("step")
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
+    whole_x_ticks(ax1, ax2)
     if not critic:
         ax2.set_ylim(0, 1)  # probabilities
     ax2.set_title("critic scores" if critic else "discriminator outputs (probabilities)")

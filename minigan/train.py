@@ -17,11 +17,13 @@ then ``d_steps`` D steps for each G step (WGAN-GP's n_critic = 5).
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -137,6 +139,7 @@ WGAN_GP_SETTINGS = {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "d_steps": 5, "label
 # (docs/results.md shows what each change does).
 DCGAN_RUN_SETTINGS = {"d_depth": 3, "g_depth": 4, "lr": 1e-3, "batch_size": 32, "ema": 0.99, "epochs": 20}
 FORMAT = "minigan-gan-checkpoint-2"
+CHECKPOINT = "checkpoint.npz"  # its name in the run folder
 # What Trainer.load reads from a checkpoint's metadata (epoch_metrics may be missing).
 META_FIELDS = ("config", "step", "loader", "noise_rng", "rng", "opt_g_steps", "opt_d_steps", "history")
 STEP_STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_step returns, one entry of Trainer.history
@@ -195,7 +198,7 @@ class Trainer:
         self.device = backend.resolve_device(cfg.device)
         manual_seed(cfg.seed)  # initial weights
         built = models.build(cfg.model, cfg.conditional, critic=cfg.loss == "wgan-gp",
-                             d_depth=cfg.d_depth, g_depth=cfg.g_depth)
+                             d_depth=cfg.d_depth, g_depth=cfg.g_depth, latent_dim=cfg.latent_dim)
         self.G, self.D = (m.to(self.device) for m in built)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
@@ -318,7 +321,8 @@ class Trainer:
         try:
             self.loader.load_state_dict(meta["loader"])
         except ValueError as e:
-            raise TrainingError(f"{path!r} was trained on other data: {e}") from None
+            raise TrainingError(f"{path!r} was trained on other data: {e}; the same files in another folder are fine "
+                                "(data_dir may change), other digits are not") from None
         self.noise.bit_generator.state = meta["noise_rng"]
         set_rng_state(meta["rng"])
         self.step = meta["step"]
@@ -386,7 +390,11 @@ class Trainer:
 
 def read_checkpoint(path):
     """(arrays, meta) of a GAN training checkpoint; a CheckpointError for any other file,
-    or for one whose metadata lacks a field or holds settings Config does not know."""
+    or for one whose metadata lacks a field or holds settings Config does not know. A
+    run folder is refused too, with the path of the checkpoint it holds."""
+    inside = os.path.join(path, CHECKPOINT)
+    if os.path.isdir(path) and os.path.isfile(inside):  # (--resume runs/dcgan-.../)
+        raise IsADirectoryError(f"{os.fspath(path)!r} is a run folder: resume from its checkpoint, {inside!r}")
     arrays, meta = load_checkpoint(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a GAN training checkpoint of this minigan (format {meta.get('format')!r})")
@@ -476,37 +484,56 @@ def _load_optimizer(opt, arrays, steps, path, name):
 
 
 class _StopRequest:
-    """The first Ctrl-C sets a flag instead of killing the step: the loop finishes the
-    step, saves and stops. A second Ctrl-C interrupts at once (checkpoint writes are
-    atomic, so the one on disk stays whole)."""
+    """The first Ctrl-C (SIGINT), or SIGTERM (a kill, a timeout, a job scheduler), sets a
+    flag instead of killing the step: the loop finishes the step, saves and stops. A
+    second one interrupts at once, with a KeyboardInterrupt that names the checkpoint on
+    disk (checkpoint writes are atomic, so it stays whole). Python runs signal handlers
+    in the main thread only, and only there can they be set: elsewhere nothing changes."""
 
-    def __init__(self):
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer):
+        self.trainer = trainer
         self.requested = False
+        self.previous = {}  # signal -> the handler to put back
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            saved = self.trainer.saved
+            raise KeyboardInterrupt("no checkpoint was saved" if saved is None
+                                    else f"the checkpoint {saved[0]}, at step {saved[1]}, is intact")
         self.requested = True
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def prepare_output(out, model, resume=None):
-    """Create the run folder (default runs/<model>-<timestamp>/), with a clear error;
-    returns it and the path of its checkpoint. A folder holding another run's checkpoint
-    (any but ``resume``) is refused: this run's first checkpoint would overwrite it."""
-    out = out or os.path.join("runs", f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    checkpoint = os.path.join(out, "checkpoint.npz")
-    if os.path.exists(checkpoint) and not (resume and os.path.samefile(resume, checkpoint)):
-        raise TrainingError(f"{out} already holds the checkpoint of another run: continue it with "
-                            f"--resume {checkpoint}, or choose another --out")
+    """Create the run folder, with a clear error; returns it and the path of its checkpoint.
+
+    The default, runs/<model>-<timestamp>/, is always a new folder (-2, -3, ... after
+    the name when another run started in the same second). A folder given by name that
+    holds another run's checkpoint (any but ``resume``) is refused: this run's first
+    checkpoint would overwrite it."""
+    default = not out
+    if default:
+        out = os.path.join("runs", f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    else:
+        checkpoint = os.path.join(out, CHECKPOINT)
+        if os.path.exists(checkpoint) and not (resume and os.path.samefile(resume, checkpoint)):
+            raise TrainingError(f"{out} already holds the checkpoint of another run: continue it with "
+                                f"--resume {checkpoint}, or choose another --out")
     try:
-        os.makedirs(out, exist_ok=True)
+        if default:
+            out = _new_folder(out)
+        else:
+            os.makedirs(out, exist_ok=True)
         probe = os.path.join(out, ".write-test")
         with open(probe, "w"):
             pass
@@ -514,19 +541,32 @@ def prepare_output(out, model, resume=None):
     except OSError as e:
         why = "it is a file" if os.path.isfile(out) else e.strerror  # (not "File exists")
         raise TrainingError(f"cannot write to the output folder {out!r}: {why}") from None
-    return out, checkpoint
+    return out, os.path.join(out, CHECKPOINT)
+
+
+def _new_folder(path):
+    """Make the folder ``path``, or the first of ``path``-2, ``path``-3, ... that is free.
+    A name is taken by making the folder, which fails if it exists, not by looking
+    first: two runs that looked at the same moment would both take the same name."""
+    for n in itertools.count(1):
+        candidate = path if n == 1 else f"{path}-{n}"
+        try:
+            os.makedirs(candidate)
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def train(config, resume=None, progress=True, max_steps=None):
     """Train, writing sample grids, the loss curve and checkpoints to the run folder.
 
     A checkpoint is saved at the end of every epoch and when training stops (at the
-    end, at ``max_steps``, or on Ctrl-C). ``max_steps`` counts every step of the run,
-    those before a resume too, so ``train(c, max_steps=k)`` then
+    end, at ``max_steps``, or on Ctrl-C or SIGTERM). ``max_steps`` counts every step
+    of the run, those before a resume too, so ``train(c, max_steps=k)`` then
     ``train(c, resume=checkpoint, max_steps=n)`` ends with the weights of
     ``train(c, max_steps=n)``, bit for bit. Returns a dict with the paths written,
     the trainer, the training time and the steps taken in it (``steps_run``: fewer
-    than ``trainer.step`` after a resume), and whether Ctrl-C stopped it.
+    than ``trainer.step`` after a resume), and whether Ctrl-C or SIGTERM stopped it.
     """
     trainer = Trainer(config)
     if resume:
@@ -551,8 +591,8 @@ def train(config, resume=None, progress=True, max_steps=None):
     # On a terminal the bar redraws ten times a second; into a log file (not a terminal)
     # every redraw would be kept, so there it is written once a minute.
     redraw = 0.1 if sys.stderr.isatty() else 60
-    with _StopRequest() as stop, quiet, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step",
-                                             mininterval=redraw, maxinterval=redraw) as bar:
+    with _StopRequest(trainer) as stop, quiet, tqdm(total=total, initial=trainer.step, disable=not progress, unit="step",
+                                                    mininterval=redraw, maxinterval=redraw) as bar:
         pending = []  # (step, statistics) not yet read back from the device
         while trainer.step < total and not stop.requested:
             epoch = trainer.step // steps_per_epoch + 1
@@ -564,8 +604,9 @@ def train(config, resume=None, progress=True, max_steps=None):
                     # One read-back for several steps: on a GPU this is the only sync.
                     trainer.record(pending)
                     last = trainer.history[-1]
-                    bar.set_postfix(loss_D=f"{last['loss_d']:.3f}", loss_G=f"{last['loss_g']:.3f}",
-                                    D_x=f"{last['d_real']:.2f}", D_Gz=f"{last['d_fake']:.2f}", refresh=False)
+                    # The losses first: tqdm cuts a line at the terminal's width, at its end.
+                    bar.set_postfix_str(f"loss D {last['loss_d']:.3f} G {last['loss_g']:.3f}, "
+                                        f"D(x) {last['d_real']:.2f} D(G(z)) {last['d_fake']:.2f}", refresh=False)
                 if trainer.step >= total or stop.requested:
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it

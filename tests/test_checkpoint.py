@@ -4,6 +4,7 @@ kind of file that is not a good checkpoint."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -91,6 +92,22 @@ def test_a_checkpoint_without_batch_norm_counters_resumes(tmp_path):
         assert {v.item() for k, v in state.items() if k.endswith(".num_batches_tracked")} == {0}
     resumed.train_step(*next(iter(resumed.loader)))
     assert resumed.G.state_dict()["1.num_batches_tracked"] == resumed.G_ema.state_dict()["1.num_batches_tracked"] == 1
+
+
+def test_a_checkpoint_without_a_data_fingerprint_resumes(tmp_path):
+    # Checkpoints saved before the loader recorded a fingerprint of its data: resumed unchecked.
+    config = Config(model="mlp", **TINY)
+    trainer = Trainer(config)
+    trainer.train_step(*next(iter(trainer.loader)))
+    path = tmp_path / "old.npz"
+    trainer.save(path)
+    arrays, meta = load_checkpoint(path)
+    assert meta["loader"]["fingerprint"] == trainer.loader.fingerprint
+    del meta["loader"]["fingerprint"]
+    save_checkpoint(path, arrays, meta)
+    resumed = Trainer(config)
+    resumed.load(path)
+    assert (resumed.step, resumed.loader.position) == (1, 1)
 
 
 def test_loading_never_unpickles(tmp_path):
@@ -214,6 +231,16 @@ def test_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "nope.npz")
     with pytest.raises(FileNotFoundError, match="is not a file"):
         load_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        read_checkpoint(tmp_path)  # a folder that holds no checkpoint
+
+
+def test_a_run_folder_given_for_its_checkpoint_names_the_checkpoint(tmp_path):
+    Trainer(Config(model="mlp", **TINY)).save(tmp_path / "checkpoint.npz")
+    folder = f"{tmp_path}/"  # as a shell completes it
+    message = f"{folder!r} is a run folder: resume from its checkpoint, {folder + 'checkpoint.npz'!r}"
+    with pytest.raises(IsADirectoryError, match=f"^{re.escape(message)}$"):
+        read_checkpoint(folder)
 
 
 def test_checkpoint_from_another_model(good_checkpoint):

@@ -6,7 +6,7 @@ import pytest
 import minigan as mg
 from minigan import models
 from minigan.nn import functional as F
-from minigan.train import Config, Trainer
+from minigan.train import Config, Trainer, train
 
 LABELS = np.array([0, 3, 9, 3, 7])
 
@@ -80,3 +80,14 @@ def test_conditional_checkpoint_keeps_its_shape(tmp_path):
     trainer.save(tmp_path / "c.npz")
     with pytest.raises(TrainingError, match="conditional"):
         Trainer(Config(model="mlp", batch_size=8, limit=64, metrics=False)).load(tmp_path / "c.npz")
+
+
+@pytest.mark.parametrize("model, conditional, ema", [("mlp", False, 0.0), ("dcgan", True, 0.9)])
+def test_a_run_with_another_latent_dim_trains_and_draws_every_picture(tmp_path, model, conditional, ema):
+    config = Config(model=model, conditional=conditional, ema=ema, latent_dim=8, batch_size=8, limit=16, epochs=1,
+                    metrics=False, out=str(tmp_path))
+    trainer = train(config, progress=False)["trainer"]  # the training steps, the sample grids, the interpolation
+    first_g = next(m for m in trainer.G.modules() if isinstance(m, mg.nn.Linear))
+    assert first_g.in_features == 8 + (10 if conditional else 0)
+    assert trainer.samples(*trainer.eval_noise).shape == (1000, 1, 28, 28)  # the metrics' samples
+    assert (tmp_path / "interpolation.png").exists()

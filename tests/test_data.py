@@ -344,6 +344,19 @@ def test_state_dict_plain_values():
     assert state["epoch"] == 0 and state["position"] == 1 and state["seed"] == 5
 
 
+def test_loader_refuses_the_state_of_other_arrays_of_the_same_size():
+    x, y = toy(10)
+    state = DataLoader((x, y), batch_size=2, seed=1).state_dict()
+    DataLoader((x.copy(), y.copy()), batch_size=2).load_state_dict(state)  # the same values: the same batches
+    other = y.copy()
+    other[3] = 0
+    with pytest.raises(ValueError, match=r"^the arrays differ from those the state was saved with \(CRC-32 "
+                                         r"0x[0-9a-f]{8} there, 0x[0-9a-f]{8} here\); resuming would serve different batches$"):
+        DataLoader((x, other), batch_size=2).load_state_dict(state)
+    # A state from before loaders recorded a fingerprint is taken unchecked.
+    DataLoader((x, other), batch_size=2).load_state_dict({k: v for k, v in state.items() if k != "fingerprint"})
+
+
 def test_state_after_last_batch_points_to_next_epoch():
     loader = DataLoader(toy(4), batch_size=2)
     it = iter(loader)

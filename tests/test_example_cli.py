@@ -2,8 +2,11 @@
 a non-zero exit status, and no traceback.
 
 Each case is a fresh Python process, most of whose second goes into importing
-minigan, so the processes run a few at a time and each test checks one result."""
+minigan, so the processes run a few at a time and each test checks one result.
+At the end, the example's own functions: the flags a resumed run may change, and
+what an interruption without saving says."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -26,6 +29,7 @@ QUICK = ["--model", "mlp", "--limit", "16", "--batch-size", "8", "--no-metrics"]
 CASES = {
     "negative epochs": (["--epochs", "-1"], "error: epochs must be a positive integer, got -1"),
     "zero batch size": (["--batch-size", "0"], "error: batch size must be an integer of at least 2 (batch norm needs 2), got 0"),
+    "zero latent dim": (["--latent-dim", "0"], "error: latent dim must be a positive integer, got 0"),
     "unknown model": (["--model", "resnet"], "error: unknown model 'resnet' (expected one of: mlp, dcgan)"),
     "epochs not a number": (["--epochs", "ten"], "error: argument --epochs: invalid int value: 'ten' (see --help)"),
     "unknown flag": (["--learning-rate", "1"], "error: unrecognized arguments: --learning-rate 1 (see --help)"),
@@ -48,6 +52,8 @@ CASES = {
                                      "error: {tmp}/done already holds the checkpoint of another run: "
                                      "continue it with --resume {tmp}/done/checkpoint.npz, or choose another --out"),
     "missing checkpoint": (["--resume", "{tmp}/missing.npz"], "error: checkpoint '{tmp}/missing.npz' does not exist (or is not a file)"),
+    "run folder for its checkpoint": (["--resume", "{tmp}/done/"],
+                                      "error: '{tmp}/done/' is a run folder: resume from its checkpoint, '{tmp}/done/checkpoint.npz'"),
     "not a checkpoint": (["--resume", "{tmp}/notes.txt"], "error: '{tmp}/notes.txt' is not a minigan checkpoint (not an .npz archive)"),
     "truncated checkpoint": (["--resume", "{tmp}/cut.npz"], "error: '{tmp}/cut.npz' is truncated or corrupt"),
     "checkpoint from a newer minigan": (["--resume", "{tmp}/newer.npz"],
@@ -115,3 +121,44 @@ def test_an_unknown_model_is_the_only_error(results):
     """No DCGAN settings are applied to it (its depths would be errors of their own)."""
     message, result = results["unknown model"]
     assert result.stderr == message + "\n"
+
+
+def _example():
+    """examples/mnist_gan.py as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location("mnist_gan", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
+
+
+def test_resume_can_turn_the_metrics_on_and_off(tmp_path):
+    example = _example()
+    checkpoint = tmp_path / "checkpoint.npz"
+    Trainer(Config(model="mlp", limit=16, batch_size=8, metrics=False)).save(checkpoint)
+    for flags, metrics in (([], False), (["--metrics"], True), (["--no-metrics"], False)):
+        assert example.make_config(example.parse_args(["--resume", str(checkpoint), *flags])).metrics is metrics, flags
+    assert example.make_config(example.parse_args([])).metrics is True
+
+
+def test_the_size_of_gs_noise_is_a_flag():
+    example = _example()
+    assert example.make_config(example.parse_args([])).latent_dim == 100
+    assert example.make_config(example.parse_args(["--latent-dim", "8"])).latent_dim == 8
+
+
+@pytest.mark.parametrize("resume, raised, on_disk", [
+    (None, KeyboardInterrupt("the checkpoint run/checkpoint.npz, at step 3, is intact"),
+     "the checkpoint run/checkpoint.npz, at step 3, is intact"),  # a second Ctrl-C while training
+    ("run/checkpoint.npz", KeyboardInterrupt(), "the checkpoint run/checkpoint.npz is intact"),  # before training
+    (None, KeyboardInterrupt(), "no checkpoint was saved"),
+])
+def test_an_interruption_without_saving_says_what_is_on_disk(monkeypatch, capsys, resume, raised, on_disk):
+    example = _example()
+
+    def interrupted(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(example, "make_config", lambda args: None)
+    monkeypatch.setattr(example, "train", interrupted)
+    assert example.main(["--resume", resume] if resume else []) == 130
+    assert capsys.readouterr().err == f"error: interrupted without saving ({on_disk})\n"

@@ -1,10 +1,13 @@
 """Exact resume: stopping and resuming changes nothing, bit for bit, on the CPU; and
-training that goes bad (NaN) or is interrupted (Ctrl-C) stops cleanly with a
-checkpoint that works."""
+training that goes bad (NaN) or is interrupted (Ctrl-C, SIGTERM) stops cleanly with a
+checkpoint that works; and what a run shows meanwhile (its progress bar, its dashboard)."""
 
 import dataclasses
+import functools
+import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,11 +16,12 @@ import time
 import numpy as np
 import pytest
 
-from minigan import metrics
+from minigan import dashboard, metrics
 from minigan import train as train_module
 from minigan.checkpoint import flatten, load_checkpoint
-from minigan.train import Config, Trainer, TrainingError, train
+from minigan.train import Config, Trainer, TrainingError, prepare_output, train
 
+from test_data import fake_set, write_idx
 from test_example_cli import ENV, EXAMPLE  # the example, run with this checkout's minigan
 
 # 24 digits in batches of 8: 3 steps an epoch. (The per-epoch metrics are deterministic
@@ -69,6 +73,27 @@ def test_resume_must_keep_the_run_settings(tmp_path):
         train(Config(model="mlp", out=str(tmp_path), lr=1e-3, **SMALL), resume=first["checkpoint"], progress=False)
 
 
+def test_resume_takes_the_same_digits_from_another_folder_but_refuses_other_ones(tmp_path):
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for part, (images, labels) in (("train", fake_set(16, 1)), ("t10k", fake_set(8, 2))):
+        write_idx(digits, f"{part}-images-idx3-ubyte", images, 0x803)
+        write_idx(digits, f"{part}-labels-idx1-ubyte", labels, 0x801)
+    config = Config(model="mlp", data_dir=str(digits), out=str(tmp_path / "run"), **SMALL)
+    first = train(config, progress=False, max_steps=2)
+    moved = shutil.copytree(digits, tmp_path / "moved")
+    assert train(dataclasses.replace(config, data_dir=str(moved)), resume=first["checkpoint"], progress=False,
+                 max_steps=3)["trainer"].step == 3
+    # As many digits, one pixel changed: other batches, so not the same run.
+    images, labels = fake_set(16, 1)
+    images[5, 10, 10] ^= 1
+    write_idx(moved, "train-images-idx3-ubyte", images, 0x803)
+    with pytest.raises(TrainingError, match=re.escape(f"{first['checkpoint']!r} was trained on other data: the arrays "
+                                                      "differ from those the state was saved with")) as error:
+        train(dataclasses.replace(config, data_dir=str(moved)), resume=first["checkpoint"], progress=False)
+    assert str(error.value).endswith("the same files in another folder are fine (data_dir may change), other digits are not")
+
+
 def test_resume_at_the_end_of_the_run_asks_for_more_epochs(tmp_path):
     done = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     with pytest.raises(TrainingError, match="the checkpoint is at step 6, after 2 epochs of 3 steps, and this run "
@@ -98,6 +123,16 @@ def test_a_run_refuses_a_folder_holding_another_runs_checkpoint(tmp_path):
     assert train(config, resume=first["checkpoint"], progress=False, max_steps=3)["trainer"].step == 3
 
 
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module.time, "strftime", lambda fmt: "20260101-120000")  # one second
+    folders = [prepare_output(None, "mlp")[0] for _ in range(3)]
+    assert folders == [os.path.join("runs", "mlp-20260101-120000" + suffix) for suffix in ("", "-2", "-3")]
+    assert all(os.path.isdir(folder) for folder in folders)
+    # A folder given by name is the one used, made or not (it is refused only once it holds a checkpoint).
+    assert prepare_output("mine", "mlp") == prepare_output("mine", "mlp") == ("mine", os.path.join("mine", "checkpoint.npz"))
+
+
 # --- a loss that becomes NaN ---------------------------------------------------------------
 @pytest.mark.parametrize("bad_step, last_good", [(5, "step 3"), (2, None)])
 def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, monkeypatch, bad_step, last_good):
@@ -124,7 +159,7 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, monkeypa
         assert meta["step"] == 3 and all(np.isfinite(a).all() for a in flatten(arrays).values())
 
 
-# --- Ctrl-C ------------------------------------------------------------------------------
+# --- Ctrl-C and SIGTERM ------------------------------------------------------------------
 def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeypatch):
     train_step = Trainer.train_step
 
@@ -137,6 +172,45 @@ def test_ctrl_c_in_the_first_epoch_finishes_the_step_and_saves(tmp_path, monkeyp
     result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     assert result["interrupted"] and result["trainer"].step == 2
     assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
+
+
+def test_sigterm_saves_as_ctrl_c_does_and_the_handlers_are_put_back(tmp_path, monkeypatch):
+    """A kill, a timeout or a job scheduler stops a run with SIGTERM: it finishes the step and saves."""
+    train_step = Trainer.train_step
+
+    def terminated(self, *batch):
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return train_step(self, *batch)
+
+    def not_handled(signum, frame):
+        raise AssertionError("SIGTERM reached the handler from before training")
+
+    monkeypatch.setattr(Trainer, "train_step", terminated)
+    before = signal.signal(signal.SIGTERM, not_handled), signal.getsignal(signal.SIGINT)
+    try:
+        result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == (not_handled, before[1])
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+    assert result["interrupted"] and result["trainer"].step == 2
+    assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
+
+
+def test_a_second_ctrl_c_stops_at_once_and_names_the_checkpoint_on_disk(tmp_path, monkeypatch):
+    train_step = Trainer.train_step
+
+    def interrupted_twice(self, *batch):
+        if self.step == 4:  # in epoch 2: epoch 1's checkpoint (step 3) is on disk
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step(self, *batch)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_twice)
+    checkpoint = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt, match=f"^{re.escape(f'the checkpoint {checkpoint}, at step 3, is intact')}$"):
+        train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert load_checkpoint(checkpoint)[1]["step"] == 3
 
 
 def test_ctrl_c_after_the_last_step_is_not_an_interruption(tmp_path, monkeypatch):
@@ -213,9 +287,31 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
         assert flatten(arrays)[name].tobytes() == a.tobytes(), name
 
 
+# --- what a run shows --------------------------------------------------------------------
 def test_the_progress_bar_into_a_log_file_is_not_redrawn_at_every_step(tmp_path, capsys):
     # Not a terminal (pytest captures stderr): the bar is drawn at the start and the end,
     # not once per batch of statistics (50 steps, read every log_every steps).
     train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, limit=200, log_every=5)), progress=True)
     drawn = capsys.readouterr().err.count("\r")
     assert 1 <= drawn <= 4, drawn
+
+
+def test_the_progress_bar_shows_both_losses_on_an_80_column_terminal(tmp_path, monkeypatch):
+    """A line longer than the terminal is cut at its end: the losses come first, so they stay."""
+    drawn = io.StringIO()
+    monkeypatch.setattr(train_module, "tqdm", functools.partial(train_module.tqdm, ncols=80, file=drawn))
+    result = train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, log_every=1)), progress=True)
+    last = result["trainer"].history[-1]
+    line = drawn.getvalue().split("\r")[-1].strip()  # the last redraw
+    assert len(line) <= 80 and f"loss D {last['loss_d']:.3f} G {last['loss_g']:.3f}" in line, line
+
+
+def test_the_dashboards_step_axes_count_whole_steps(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(dashboard.plt, "close", figures.append)  # keep the figure to look at it
+    history = [{"loss_d": 1.0, "loss_g": 1.0, "d_real": 0.6, "d_fake": 0.3}] * 6  # a short run: steps 3 to 6 drawn
+    dashboard.save_dashboard(history, [], {}, str(tmp_path / "dashboard.png"))
+    (figure,) = figures
+    for ax in figure.axes[:2]:  # the losses, D's outputs
+        assert ax.get_xlabel() == "step"
+        assert all(float(tick).is_integer() for tick in ax.get_xticks()), ax.get_xticks()
