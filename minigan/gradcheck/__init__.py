@@ -6,10 +6,16 @@
 
 and passes when |analytic - numeric| <= atol + rtol·|numeric| for every entry
 (PyTorch's gradcheck rule). Small problems compare the whole Jacobian, one column
-(input element) and one row (output element) at a time; large ones use Chainer's
-random-direction check: for a random input direction d and output weights w,
+(input element) and one row (output element) at a time: a backward pass per output
+element and two forward passes per input element. Where that would take more than
+FULL_JACOBIAN_PASSES passes, Chainer's random-direction check stands in: for a random
+input direction d and output weights w,
 
     wᵀ·J·d  (numeric: (w·f(x + eps·d) - w·f(x - eps·d)) / 2eps)  vs  (Jᵀw)·d  (backward)
+
+one number per input, which catches a gradient wrong everywhere or in many entries,
+but can miss one wrong entry among thousands. Every op in ``cases.py`` is small
+enough for the whole Jacobian, at first and at second order.
 
 The tolerances are PyTorch's gradcheck defaults: eps = 1e-6, atol = 1e-5,
 rtol = 1e-3, in float64. There a central difference is off from the derivative
@@ -18,7 +24,9 @@ by about eps²·|f'''|/6 (Taylor's remainder, ~1e-13) plus 1e-16·|f|/eps (round
 while a wrong one (a lost term, a sign, a factor, a transpose) is off by about
 the size of the gradient itself. A NaN always fails.
 
-``python -m minigan.gradcheck`` runs it over every op and prints a table.
+``python -m minigan.gradcheck`` runs it over every op and prints a table (all but
+``.to(device)``, whose backward moves the gradient back to the CPU: on a machine
+without a GPU there is nowhere to move to).
 """
 
 import numpy as np
@@ -27,7 +35,13 @@ from .. import backend
 from ..autograd import enable_grad, grad, no_grad
 from ..tensor import Tensor
 
-FULL_JACOBIAN_LIMIT = 4000  # inputs·outputs up to which the whole Jacobian is compared
+FULL_JACOBIAN_PASSES = 2000  # forward and backward passes the whole Jacobian may take
+
+
+def compares_whole_jacobian(n_in, n_out):
+    """Whether ``compare`` checks every entry of the Jacobian for n_in differentiable
+    input elements and n_out output elements (n_out backward, 2·n_in forward passes)."""
+    return n_out + 2 * n_in <= FULL_JACOBIAN_PASSES
 
 
 class GradcheckError(AssertionError):
@@ -67,6 +81,12 @@ def _perturbed(fn, inputs, index, direction, eps):
     return (plus - minus) / (2 * eps)
 
 
+def _one_hot(n, k):
+    e = np.zeros(n)
+    e[k] = 1.0
+    return e
+
+
 def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """Check fn's gradients; returns (max_abs_error, max_rel_error, failure or None).
 
@@ -94,14 +114,14 @@ def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             failure = f"{where(k)}: analytic {analytic[k]:.8g}, numeric {numeric[k]:.8g}"
         errors.append((float(err.max(initial=0)), float(rel.max(initial=0)), failure))
 
-    if n_in * n_out <= FULL_JACOBIAN_LIMIT:
+    if compares_whole_jacobian(n_in, n_out):
         # The whole Jacobian J[o, e]: rows from backward (one-hot output gradients),
         # columns from finite differences (one input element at a time).
-        rows = [_analytic_vjp(fn, inputs, np.eye(n_out)[o]) for o in range(n_out)]
+        rows = [_analytic_vjp(fn, inputs, _one_hot(n_out, o)) for o in range(n_out)]
         for pos, i in enumerate(_differentiable(inputs)):
             size = inputs[i].data.size
             analytic = np.stack([r[pos].reshape(-1) for r in rows])
-            numeric = np.stack([_perturbed(fn, inputs, i, np.eye(size)[e], eps).reshape(-1) for e in range(size)], axis=1)
+            numeric = np.stack([_perturbed(fn, inputs, i, _one_hot(size, e), eps).reshape(-1) for e in range(size)], axis=1)
             shape = inputs[i].shape
             record(lambda k, i=i, shape=shape: f"input {i}, element {tuple(int(n) for n in np.unravel_index(k[1], shape))} (output {k[0]})", analytic, numeric)
     else:
