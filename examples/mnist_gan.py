@@ -116,7 +116,7 @@ def main(argv=None):
     steps = result["trainer"].step
     if result["interrupted"]:
         print(f"interrupted at step {steps}: saved {result['checkpoint']} (resume with --resume {result['checkpoint']})")
-        return 130
+        return 128 + result["interrupted"]  # the shell's code for a signal: 130 for Ctrl-C, 143 for SIGTERM
     resumed = f" ({result['steps_run']} of them in this run)" if result["steps_run"] < steps else ""
     print(f"trained {config.model} for {steps} steps{resumed} in {result['seconds']:.0f} s "
           f"({time.perf_counter() - T0:.0f} s with start-up)")

@@ -28,7 +28,8 @@ class Optimizer:
             if not isinstance(p, Tensor):  # a module itself, or PyTorch's {"params": ...} groups
                 raise TypeError(
                     f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a tensor; "
-                    "give the optimiser model.parameters() (parameter groups are not supported)"
+                    "give the optimiser model.parameters() (one parameter group only: change its settings "
+                    "through opt.param_groups[0])"
                 )
             if first.setdefault(id(p), i) != i:
                 raise ValueError(
@@ -40,6 +41,7 @@ class Optimizer:
         # that step() reads, so that `opt.param_groups[0]["lr"] = 1e-4` changes the
         # learning rate from the next step on (a schedule's way).
         self.param_groups = [{"params": params, **self.defaults}]
+        self._seen = self._checked_group = None  # see _group
         self.state = [{} for _ in params]  # per-parameter buffers, by position
 
     def _checked(self, group):
@@ -59,14 +61,20 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         _zero_grad(self.param_groups[0]["params"], set_to_none)
 
-    def step(self):
-        # Checked here, where a value set in param_groups is first read: a bad one, or
-        # a misspelt name (which would be ignored), would show only in the weights.
+    def _group(self):
+        """param_groups[0]'s hyper-parameters, checked where a step first reads a change
+        to them: a bad value, or a misspelt name (which would be ignored), would show
+        only in the weights. (Checked once per change: a step is on the hot path.)"""
         group = self._hyper_parameters()
-        if set(group) != set(self.defaults):
-            raise ValueError(f"{type(self).__name__}.step: param_groups[0] holds the hyper-parameters "
-                             f"{sorted(group)}, expected {sorted(self.defaults)}")
-        group = self._checked(group)
+        if group != self._seen:
+            if set(group) != set(self.defaults):
+                raise ValueError(f"{type(self).__name__}.step: param_groups[0] holds the hyper-parameters "
+                                 f"{sorted(group)}, expected {sorted(self.defaults)}")
+            self._seen, self._checked_group = group, self._checked(group)
+        return self._checked_group
+
+    def step(self):
+        group = self._group()
         for i, (p, state) in enumerate(zip(self.param_groups[0]["params"], self.state)):
             if p.grad is not None:
                 if getattr(p.grad, "shape", None) != p.shape:  # SGD would broadcast it, Adam's kernel read past it
@@ -78,8 +86,10 @@ class Optimizer:
                 p.changed_in_place()
 
     def state_dict(self):
-        """PyTorch's layout: the per-parameter state (step counts, moments as NumPy
-        copies) and the parameter group, its parameters given by position."""
+        """PyTorch's keys: "state", the per-parameter state (step counts, moments as
+        NumPy copies), and "param_groups", the one group with its parameters given by
+        position. (PyTorch's "state" is a dict by position holding only parameters
+        that have taken a step; here it is a list, an empty dict for the others.)"""
         params = self.param_groups[0]["params"]
         return {
             "state": [{k: (v if isinstance(v, (int, float)) else to_numpy(v)) for k, v in s.items()} for s in self.state],

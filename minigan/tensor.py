@@ -114,9 +114,7 @@ class Tensor:
         return leaf
 
     def requires_grad_(self, requires_grad=True):
-        if not isinstance(requires_grad, bool):  # "no" would be stored, and true
-            raise TypeError(f"requires_grad_(requires_grad): requires_grad must be True or False, got {requires_grad!r:.40}")
-        if requires_grad:
+        if check_requires_grad(requires_grad, "requires_grad_()"):
             _check_differentiable(self.dtype)
         self.requires_grad = requires_grad
         return self
@@ -170,13 +168,21 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     if isinstance(data, Tensor):
         data = data.data
     elif (unwrapped := _numpy_of_tensors(data)) is not None:
-        data = np.asarray(unwrapped, dtype=np.result_type(*_entry_dtypes(unwrapped)))  # e.g. a list of 0-d losses
+        data = np.asarray(unwrapped, dtype=np.result_type(*_entry_types(unwrapped)))  # e.g. a list of 0-d losses
     xp = backend.xp_for(device)
     given = backend.numeric_dtype(data, "mg.tensor(): ")  # checked before the cast to dtype
     dtype = _dtype(dtype, "mg.tensor()")
     if dtype is None and not hasattr(data, "dtype"):
         dtype = np.float32 if given.kind == "f" else given
-    return _leaf(xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype), requires_grad)
+    array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
+    return _leaf(array, requires_grad, "mg.tensor()")
+
+
+def check_requires_grad(value, who):
+    """``value`` if it is True or False: "no" would be stored, and count as true."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{who}: requires_grad must be True or False, got {value!r:.40}")
+    return value
 
 
 def _check_differentiable(dtype):
@@ -197,28 +203,32 @@ def _numpy_of_tensors(data):
     return None
 
 
-def _entry_dtypes(data):
-    """The dtypes of a (nested) list's entries, a Python float counting as float32, so
-    that the tensors in it decide the dtype, as in PyTorch."""
+def _entry_types(data):
+    """What decides the dtype of a (nested) list that holds tensors, for np.result_type:
+    each tensor's dtype, float32 for a Python float, and a Python int or bool as its
+    value (NumPy lets such a value take the others' type), so that the tensors decide,
+    as in PyTorch."""
     if isinstance(data, (list, tuple)):
-        return [dtype for entry in data for dtype in _entry_dtypes(entry)]
-    return [np.dtype(np.float32) if isinstance(data, float) else backend.numeric_dtype(data, "mg.tensor(): ")]
+        return [t for entry in data for t in _entry_types(entry)]
+    if type(data) is float:
+        return [np.dtype(np.float32)]
+    return [data if type(data) in (int, bool) else backend.numeric_dtype(data, "mg.tensor(): ")]
 
 
-def _leaf(array, requires_grad):
-    if requires_grad:
+def _leaf(array, requires_grad, who):
+    if check_requires_grad(requires_grad, who):
         _check_differentiable(array.dtype)
     return Tensor(array, requires_grad)
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
     size, dtype = _size(shape, "mg.zeros()"), _dtype(dtype, "mg.zeros()")
-    return _leaf(backend.xp_for(backend.resolve_device(device)).zeros(size, dtype=dtype), requires_grad)
+    return _leaf(backend.xp_for(backend.resolve_device(device)).zeros(size, dtype=dtype), requires_grad, "mg.zeros()")
 
 
 def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
     size, dtype = _size(shape, "mg.ones()"), _dtype(dtype, "mg.ones()")
-    return _leaf(backend.xp_for(backend.resolve_device(device)).ones(size, dtype=dtype), requires_grad)
+    return _leaf(backend.xp_for(backend.resolve_device(device)).ones(size, dtype=dtype), requires_grad, "mg.ones()")
 
 
 def randn(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
@@ -226,11 +236,11 @@ def randn(*shape, dtype="float32", device="cpu", requires_grad=False, generator=
     reproducible on any device) and then moved to ``device``."""
     size, dtype = _size(shape, "mg.randn()"), _dtype(dtype, "mg.randn()", floating=True)
     values = (generator or default_generator()).standard_normal(size).astype(dtype)
-    return tensor(values, requires_grad=requires_grad, device=device)
+    return _leaf(backend.to_device(values, backend.resolve_device(device)), requires_grad, "mg.randn()")
 
 
 def rand(*shape, dtype="float32", device="cpu", requires_grad=False, generator=None):
     """Uniform samples in [0, 1), drawn like :func:`randn`."""
     size, dtype = _size(shape, "mg.rand()"), _dtype(dtype, "mg.rand()", floating=True)
     values = (generator or default_generator()).random(size).astype(dtype)
-    return tensor(values, requires_grad=requires_grad, device=device)
+    return _leaf(backend.to_device(values, backend.resolve_device(device)), requires_grad, "mg.rand()")

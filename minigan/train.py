@@ -478,14 +478,15 @@ def _load_optimizer(opt, arrays, steps, path, name):
             raise CheckpointError(f"{path!r} is damaged: it has no {name}/{i}/{missing[0]}")
         states.append({**moments, **({"step": t} if t else {})})
     try:
-        opt.load_state_dict({"state": states, "param_groups": opt.state_dict()["param_groups"]})  # the config's settings
+        opt.load_state_dict({"state": states, "param_groups": opt.param_groups})  # the config's settings, kept
     except ValueError as e:
         raise TrainingError(f"the checkpoint's optimiser state does not fit: {e}") from None
 
 
 class _StopRequest:
-    """The first Ctrl-C (SIGINT), or SIGTERM (a kill, a timeout, a job scheduler), sets a
-    flag instead of killing the step: the loop finishes the step, saves and stops. A
+    """The first Ctrl-C (SIGINT), or SIGTERM (a kill, a timeout, a job scheduler), is noted
+    (``requested``: its number) instead of killing the step: the loop finishes the step,
+    saves and stops. A
     second one interrupts at once, with a KeyboardInterrupt that names the checkpoint on
     disk (checkpoint writes are atomic, so it stays whole). Python runs signal handlers
     in the main thread only, and only there can they be set: elsewhere nothing changes."""
@@ -494,7 +495,7 @@ class _StopRequest:
 
     def __init__(self, trainer):
         self.trainer = trainer
-        self.requested = False
+        self.requested = 0  # the number of the signal that asked the run to stop
         self.previous = {}  # signal -> the handler to put back
 
     def __enter__(self):
@@ -507,7 +508,7 @@ class _StopRequest:
             saved = self.trainer.saved
             raise KeyboardInterrupt("no checkpoint was saved" if saved is None
                                     else f"the checkpoint {saved[0]}, at step {saved[1]}, is intact")
-        self.requested = True
+        self.requested = signum
 
     def __exit__(self, *exc):
         for s, handler in self.previous.items():
@@ -566,7 +567,8 @@ def train(config, resume=None, progress=True, max_steps=None):
     ``train(c, resume=checkpoint, max_steps=n)`` ends with the weights of
     ``train(c, max_steps=n)``, bit for bit. Returns a dict with the paths written,
     the trainer, the training time and the steps taken in it (``steps_run``: fewer
-    than ``trainer.step`` after a resume), and whether Ctrl-C or SIGTERM stopped it.
+    than ``trainer.step`` after a resume), and ``interrupted``: the number of the
+    signal that stopped it (Ctrl-C's 2, SIGTERM's 15), or 0.
     """
     trainer = Trainer(config)
     if resume:
@@ -610,6 +612,8 @@ def train(config, resume=None, progress=True, max_steps=None):
                 if trainer.step >= total or stop.requested:
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it
+            if stop.requested:  # saved before the epoch's report: a SIGKILL may follow a SIGTERM soon
+                trainer.save(checkpoint)
             # An epoch's samples and metrics only at its end: a stop in the middle records
             # none, so a resumed run records every epoch once, as a straight run does.
             if trainer.step % steps_per_epoch == 0 and (epoch % config.report_every == 0 or epoch == config.epochs):
@@ -630,4 +634,4 @@ def train(config, resume=None, progress=True, max_steps=None):
             dashboard.save_timeline(trainer.timeline, os.path.join(out, "timeline.png"))
     # (a Ctrl-C after the last step, while the pictures are drawn, stopped nothing)
     return {"out": out, "checkpoint": checkpoint, "trainer": trainer, "seconds": seconds,
-            "steps_run": trainer.step - first_step, "interrupted": stop.requested and trainer.step < total}
+            "steps_run": trainer.step - first_step, "interrupted": stop.requested if trainer.step < total else 0}

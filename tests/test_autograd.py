@@ -458,6 +458,8 @@ def test_item_assignment_changes_the_tensor_in_place():
     x[0] += 10  # reads x[0], adds in place, writes it back: it raised after changing x
     x[1:] = mg.tensor([5.0, 6.0])
     np.testing.assert_array_equal(x.numpy(), [11.0, 5.0, 6.0])
+    x[x > 10] = 0  # a bool mask of x's shape, as in PyTorch
+    np.testing.assert_array_equal(x.numpy(), [0.0, 5.0, 6.0])
     w = leaf([1.0, 2.0])
     y = (w * w).sum()
     with mg.no_grad():  # editing a weight, as in PyTorch
@@ -483,5 +485,6 @@ def test_a_0d_tensor_formats_as_its_number():
 
 def test_a_list_of_tensors_and_python_floats_takes_the_tensors_dtype():
     assert mg.tensor([mg.tensor(1.0), 2.5]).dtype == np.float32  # the float made it float64
+    assert mg.tensor([mg.tensor(1.0), 2]).dtype == np.float32  # and so did an int
     assert mg.tensor([mg.tensor(1.0, dtype="float64"), 2.5]).dtype == np.float64
     assert mg.tensor([mg.tensor(1), 2]).dtype == np.int64

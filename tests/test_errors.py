@@ -409,11 +409,9 @@ def test_an_initialiser_given_the_array_of_a_tensor():
 def test_requires_grad_takes_true_or_false():
     lin = nn.Linear(2, 2)
     for set_flag in (lin.weight.requires_grad_, lin.requires_grad_):
-        with raises(TypeError, "requires_grad_(requires_grad): requires_grad must be True or False, got 'no'"):
+        with raises(TypeError, "requires_grad_(): requires_grad must be True or False, got 'no'"):
             set_flag("no")  # was stored as it was: a string, and true
     assert all(p.requires_grad is True for p in lin.parameters())
-    with raises(TypeError, "requires_grad_(requires_grad): requires_grad must be True or False, got 0"):
-        nn.Parameter(np.zeros(2, np.float32), requires_grad=0)
 
 
 def test_module_containers_and_names():
@@ -706,3 +704,24 @@ def test_item_assignment_inside_a_graph():
 def test_loss_and_op_arguments(call, error, message):
     with raises(error, message):
         call()
+
+
+@pytest.mark.parametrize(
+    "make, who",
+    [
+        (lambda: mg.tensor([1.0], requires_grad="no"), "mg.tensor()"),  # stored 'no', which counts as true
+        (lambda: mg.zeros(2, requires_grad=1), "mg.zeros()"),
+        (lambda: mg.randn(2, requires_grad=None), "mg.randn()"),
+        (lambda: nn.Parameter(np.ones(2), requires_grad=0), "nn.Parameter()"),
+        (lambda: mg.ones(2).requires_grad_("yes"), "requires_grad_()"),
+    ],
+)
+def test_requires_grad_must_be_a_bool(make, who):
+    with raises(TypeError, f"{who}: requires_grad must be True or False, got"):
+        make()
+
+
+def test_to_a_dtype():
+    with raises(TypeError, "to(): expected a device ('cpu', 'cuda' or 'auto'), got 'float64'; for another dtype "
+                           "make a new tensor, e.g. mg.tensor(x, dtype='float64')"):
+        t(2).to("float64")  # said "unknown device"

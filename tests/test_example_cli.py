@@ -8,8 +8,10 @@ what an interruption without saving says."""
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,3 +164,13 @@ def test_an_interruption_without_saving_says_what_is_on_disk(monkeypatch, capsys
     monkeypatch.setattr(example, "train", interrupted)
     assert example.main(["--resume", resume] if resume else []) == 130
     assert capsys.readouterr().err == f"error: interrupted without saving ({on_disk})\n"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_exits_with_the_shells_code_for_its_signal(monkeypatch, capsys, signum, code):
+    example = _example()
+    trainer = types.SimpleNamespace(step=7)
+    monkeypatch.setattr(example, "make_config", lambda args: None)
+    monkeypatch.setattr(example, "train", lambda *a, **k: {"trainer": trainer, "interrupted": signum, "checkpoint": "c.npz"})
+    assert example.main([]) == code  # a SIGTERM exited with Ctrl-C's 130
+    assert capsys.readouterr().out == "interrupted at step 7: saved c.npz (resume with --resume c.npz)\n"

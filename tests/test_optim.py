@@ -192,7 +192,7 @@ def test_an_optimiser_takes_tensors_only():
         optim.SGD(w, lr=0.1)  # list(w) gave its rows, which never get a .grad: nothing trained, silently
     with pytest.raises(TypeError, match="Adam: parameter 1 is a Linear, not a tensor; give the optimiser model.parameters()"):
         optim.Adam([w, net[0]])
-    with pytest.raises(TypeError, match=r"SGD: parameter 0 is a dict, not a tensor; .*\(parameter groups are not supported\)"):
+    with pytest.raises(TypeError, match=r"SGD: parameter 0 is a dict, not a tensor; .*\(one parameter group only: change its settings through opt.param_groups\[0\]\)"):
         optim.SGD([{"params": net.parameters()}], lr=0.1)
 
 
@@ -310,3 +310,13 @@ def test_load_state_dict_keeps_a_numpy_step_count_as_an_int():
     restored = optim.Adam([Parameter(P0.copy())])
     restored.load_state_dict(state)
     assert type(restored.state[0]["step"]) is int
+
+
+def test_a_learning_rate_changed_after_steps_is_checked_at_the_next_step():
+    p = Parameter(P0.copy())
+    opt = optim.Adam([p])
+    p.grad = GRADS[0].copy()
+    opt.step()
+    opt.param_groups[0]["lr"] = float("nan")  # (each step reuses the check of the group until it changes)
+    with pytest.raises(ValueError, match="Adam: lr must be 0 or more and finite, got nan"):
+        opt.step()

@@ -193,7 +193,7 @@ def test_sigterm_saves_as_ctrl_c_does_and_the_handlers_are_put_back(tmp_path, mo
         assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == (not_handled, before[1])
     finally:
         signal.signal(signal.SIGTERM, before[0])
-    assert result["interrupted"] and result["trainer"].step == 2
+    assert result["interrupted"] == signal.SIGTERM and result["trainer"].step == 2
     assert load_checkpoint(result["checkpoint"])[1]["step"] == 2
 
 
@@ -315,3 +315,25 @@ def test_the_dashboards_step_axes_count_whole_steps(tmp_path, monkeypatch):
     for ax in figure.axes[:2]:  # the losses, D's outputs
         assert ax.get_xlabel() == "step"
         assert all(float(tick).is_integer() for tick in ax.get_xticks()), ax.get_xticks()
+
+
+def test_a_stop_in_an_epochs_last_step_saves_before_the_epochs_report(tmp_path, monkeypatch):
+    # The report (samples, metrics, dashboard) takes seconds; after a SIGTERM a
+    # scheduler may not wait that long, so the checkpoint comes first.
+    train_step, write_epoch = Trainer.train_step, dashboard.write_epoch
+    checkpoint = tmp_path / "checkpoint.npz"
+
+    def stopped_in_the_last_step(self, *batch):
+        if self.step == 2:  # step 3 ends epoch 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return train_step(self, *batch)
+
+    def report(trainer, out, epoch, steps):
+        assert load_checkpoint(checkpoint)[1]["step"] == 3  # already on disk
+        return write_epoch(trainer, out, epoch, steps=steps)
+
+    monkeypatch.setattr(Trainer, "train_step", stopped_in_the_last_step)
+    monkeypatch.setattr(dashboard, "write_epoch", report)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert result["interrupted"] == signal.SIGTERM and result["trainer"].step == 3
+    assert load_checkpoint(checkpoint)[1]["step"] == 3 and (tmp_path / "samples_epoch001.png").exists()

@@ -293,6 +293,10 @@ class ModuleList(_Container):
     def _sliced(items):  # a ModuleList of those modules, numbered from 0 again
         return ModuleList(module for _, module in items)
 
+    def __setitem__(self, i, module):
+        self[i]  # an index out of range fails here, naming it
+        self.add_module(str(range(len(self))[i]), module)  # (a negative index counts from the end)
+
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self

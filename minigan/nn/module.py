@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, check_requires_grad
 
 
 # What load_state_dict did not load (with strict=False), as PyTorch returns it.
@@ -50,7 +50,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         super().__init__(data.data if isinstance(data, Tensor) else data)
-        self.requires_grad_(requires_grad)
+        self.requires_grad_(check_requires_grad(requires_grad, "nn.Parameter()"))
 
 
 class Module:
@@ -74,12 +74,12 @@ class Module:
             raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} of "
                             f"{type(self).__name__}: wrap it in nn.Parameter(...), or assign None")
         else:
+            home = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
             for registry in (self._parameters, self._buffers, self._modules):
-                registry.pop(name, None)
-            if isinstance(value, Parameter):
-                self._parameters[name] = value
-            elif isinstance(value, Module):
-                self._modules[name] = value
+                if registry is not home:
+                    registry.pop(name, None)
+            if home is not None:
+                home[name] = value  # a name it already held keeps its place (and state_dict's order), as in PyTorch
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):

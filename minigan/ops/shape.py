@@ -146,6 +146,10 @@ def transpose(x, dim0, dim1):
 def to(x, device):
     """x on ``device`` ("cpu", "cuda" or "auto"): x itself when it is there already, as
     in PyTorch, else a copy that gradients flow back through."""
+    if not isinstance(device, str) or device.startswith(("float", "int", "uint", "bool")):
+        # PyTorch's .to also converts dtypes; here it moves between devices only.
+        raise TypeError(f"to(): expected a device ('cpu', 'cuda' or 'auto'), got {device!r:.40}; "
+                        "for another dtype make a new tensor, e.g. mg.tensor(x, dtype='float64')")
     device = resolve_device(device)
     return x if x.device == device else ToDevice.apply(x, device=device)
 
@@ -157,7 +161,8 @@ def getitem(x, index):
 def setitem(x, index, value):
     """``x[index] = value``: x's own values changed in place, as in PyTorch, where no
     graph is being recorded through x or value (``x[0] += 1`` reads x[0], adds in
-    place, then writes it back here)."""
+    place, then writes it back here). The index is a basic one, or a bool tensor of
+    x's shape, as in ``x[x < 0] = 0``."""
     if is_grad_enabled() and (x.requires_grad or getattr(value, "requires_grad", False)):
         # PyTorch would record the write as an op; here the graph's ops make the new tensor.
         raise RuntimeError(
@@ -165,7 +170,11 @@ def setitem(x, index, value):
             "read the values it overwrites; make a new tensor with ops instead (mg.cat, or "
             "x * mask + value * (1 - mask)), or write under `with mg.no_grad():`"
         )
-    x.data[_basic_index(index)] = asarray_like(value.data if isinstance(value, Tensor) else value, x.data)
+    if isinstance(index, Tensor) and index.dtype == bool and index.shape == x.shape:
+        index = index.data
+    else:
+        index = _basic_index(index)
+    x.data[index] = asarray_like(value.data if isinstance(value, Tensor) else value, x.data)
     x.changed_in_place()
 
 
