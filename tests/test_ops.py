@@ -618,3 +618,13 @@ def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():
     assert repr(nn.Upsample(6)) == "Upsample(size=6)"
     with pytest.raises(ValueError, match="Upsample: give exactly one of size and scale_factor"):
         nn.Upsample()
+
+
+def test_a_0d_tensor_reduces_over_dim_0_as_in_pytorch():
+    x = mg.tensor(2.0, requires_grad=True)
+    for y in (x.sum(0), x.sum(-1), x.mean(0), x.sum(0, keepdim=True)):  # each raised an IndexError
+        assert y.shape == () and y.item() == 2.0
+    x.sum(0).backward()
+    assert x.grad == 1.0
+    with pytest.raises(IndexError, match="axis 1 is out of range for a tensor with 0 dimensions"):
+        x.sum(1)

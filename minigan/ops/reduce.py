@@ -19,11 +19,14 @@ def _axes(axis, ndim):
     if axis is None or (isinstance(axis, (tuple, list)) and len(axis) == 0):
         return tuple(range(ndim))
     axis = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    span = max(ndim, 1)  # as in PyTorch, a 0-d tensor answers to dim 0 (or -1), with nothing to reduce
     for a in axis:
         if not is_int(a):
             raise TypeError(f"dim must be an int or a tuple of ints, got {a!r:.40} (a {type(a).__name__})")
-        if not -ndim <= a < ndim:
+        if not -span <= a < span:
             raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    if ndim == 0:
+        return ()
     axes = sorted(a % ndim for a in axis)
     if len(set(axes)) != len(axes):
         raise ValueError(f"dim {axis} names an axis twice (of a tensor with {ndim} dimensions)")
