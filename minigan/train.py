@@ -486,9 +486,8 @@ def _load_optimizer(opt, arrays, steps, path, name):
 class _StopRequest:
     """The first Ctrl-C (SIGINT), or SIGTERM (a kill, a timeout, a job scheduler), is noted
     (``requested``: its number) instead of killing the step: the loop finishes the step,
-    saves and stops. A
-    second one interrupts at once, with a KeyboardInterrupt that names the checkpoint on
-    disk (checkpoint writes are atomic, so it stays whole). Python runs signal handlers
+    saves and stops. A second one interrupts at once, with a KeyboardInterrupt that
+    names the checkpoint on disk (checkpoint writes are atomic, so it stays whole). Python runs signal handlers
     in the main thread only, and only there can they be set: elsewhere nothing changes."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -612,11 +611,11 @@ def train(config, resume=None, progress=True, max_steps=None):
                 if trainer.step >= total or stop.requested:
                     break
             trainer.record(pending)  # every step is checked before a checkpoint holds it
-            if stop.requested:  # saved before the epoch's report: a SIGKILL may follow a SIGTERM soon
-                trainer.save(checkpoint)
             # An epoch's samples and metrics only at its end: a stop in the middle records
             # none, so a resumed run records every epoch once, as a straight run does.
             if trainer.step % steps_per_epoch == 0 and (epoch % config.report_every == 0 or epoch == config.epochs):
+                if stop.requested:  # saved before the report too: a SIGKILL may follow a SIGTERM soon
+                    trainer.save(checkpoint)
                 samples = trainer.samples()
                 save_grid(samples, os.path.join(out, f"samples_epoch{epoch:03d}.png"),
                           title=f"epoch {epoch}, step {trainer.step}", row_labels=trainer.row_labels())

@@ -416,3 +416,13 @@ def test_idx_dims_whose_product_overflows_64_bits(idx_dir):
     (folder / "train-images-idx3-ubyte").write_bytes((0x803).to_bytes(4, "big") + dims)
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte: expected 18446744073709551632 bytes.*found 16"):
         mnist(folder, split="train")
+
+
+def test_a_loader_works_out_its_fingerprint_only_when_a_state_needs_it(monkeypatch):
+    import zlib
+    calls = []
+    monkeypatch.setattr(zlib, "crc32", lambda *args: calls.append(args) or 7)
+    loader = DataLoader((np.zeros((4, 2)), np.zeros(4)), batch_size=2)
+    assert calls == []  # nothing at start-up
+    assert loader.state_dict()["fingerprint"] == loader.state_dict()["fingerprint"] == 7
+    assert len(calls) == 2  # once per array, for both state dicts

@@ -529,3 +529,6 @@ def test_a_module_given_anew_keeps_its_place():
     assert list(net.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     with pytest.raises(IndexError, match="ModuleList: index 2 is out of range for 2 modules"):
         layers[2] = nn.ReLU()
+    with pytest.raises(TypeError, match=r"ModuleList: expected an int index \(or, to read, a slice\), got slice"):
+        layers[0:1] = [nn.ReLU()]  # registered a child named "range(0, 1)"
+    assert list(layers.state_dict()) == ["0.weight", "0.bias"]

@@ -337,3 +337,22 @@ def test_a_stop_in_an_epochs_last_step_saves_before_the_epochs_report(tmp_path, 
     result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
     assert result["interrupted"] == signal.SIGTERM and result["trainer"].step == 3
     assert load_checkpoint(checkpoint)[1]["step"] == 3 and (tmp_path / "samples_epoch001.png").exists()
+
+
+def test_a_stop_in_the_middle_of_an_epoch_writes_the_checkpoint_once(tmp_path, monkeypatch):
+    train_step, save = Trainer.train_step, Trainer.save
+    saved_at = []
+
+    def stopped(self, *batch):
+        if self.step == 1:  # in the middle of epoch 1 (3 steps)
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step(self, *batch)
+
+    def counted(self, path):
+        saved_at.append(self.step)
+        return save(self, path)
+
+    monkeypatch.setattr(Trainer, "train_step", stopped)
+    monkeypatch.setattr(Trainer, "save", counted)
+    result = train(Config(model="mlp", out=str(tmp_path), **SMALL), progress=False)
+    assert result["interrupted"] == signal.SIGINT and saved_at == [2]  # it was written twice

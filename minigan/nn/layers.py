@@ -244,13 +244,19 @@ class Dropout(Module):
 class _Container(Module):
     """What Sequential and ModuleList share: their modules in order, as a list gives them."""
 
+    def _position(self, i):
+        """Index ``i`` (an int, counting from the end when negative) as a position 0, 1, ..."""
+        n = len(self._modules)
+        if not is_int(i):
+            raise TypeError(f"{type(self).__name__}: expected an int index (or, to read, a slice), got {i!r:.40}")
+        if not -n <= i < n:
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {n} modules")
+        return i % n
+
     def __getitem__(self, i):
-        modules = list(self._modules.values())
         if isinstance(i, slice):
             return self._sliced(list(self._modules.items())[i])
-        if is_int(i) and not -len(modules) <= i < len(modules):
-            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {len(modules)} modules")
-        return modules[i]
+        return list(self._modules.values())[self._position(i)]
 
     def __len__(self):
         return len(self._modules)
@@ -294,8 +300,7 @@ class ModuleList(_Container):
         return ModuleList(module for _, module in items)
 
     def __setitem__(self, i, module):
-        self[i]  # an index out of range fails here, naming it
-        self.add_module(str(range(len(self))[i]), module)  # (a negative index counts from the end)
+        self.add_module(str(self._position(i)), module)
 
     def append(self, module):
         self.add_module(str(len(self)), module)
