@@ -35,6 +35,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import kernels  # noqa: E402
 import minigan  # noqa: E402
 import startup  # noqa: E402
 import workloads  # noqa: E402
@@ -202,12 +203,20 @@ def machine(use_torch):
         "numpy": f"{np.__version__} ({blas.get('name')} {blas.get('version')})",
         "numba": f"{numba.__version__} (threading layer {layer}, "
                  f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')})",
+        "kernels": _kernel_threads(),
         "minigan": minigan.__version__ if hasattr(minigan, "__version__") else "",
         "load average": "%.2f %.2f %.2f" % os.getloadavg(),
     }
     if use_torch:
         info["torch"] = f"{torch.__version__} (torch.set_num_threads({torch.get_num_threads()}))"
     return info
+
+
+def _kernel_threads():
+    size = kernels._dispatch.PARALLEL_MIN_SIZE
+    if size == sys.maxsize:  # see kernels/_dispatch.py
+        return "serial (an OpenMP runtime, PyTorch's, was loaded before minigan)"
+    return f"parallel from {size:,} values"
 
 
 # -------------------------------------------------------------- output ---

@@ -1,6 +1,8 @@
 """The one place that picks CPU or GPU: NumPy arrays run the CPU launcher,
 CuPy arrays run the CUDA kernel. CuPy is imported only when a CuPy array shows up."""
 
+import os
+import sys
 from contextlib import contextmanager
 
 import numpy as np
@@ -19,7 +21,38 @@ MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loo
 # against 114.8 ms); a lower threshold for every kernel (2²¹, and later 2¹⁸)
 # made the step slower; a leaky ReLU of 8 million values took 3.2 ms in
 # parallel and 4.7 serially.
+# After a parallel loop, OpenMP's worker threads busy-wait in case another loop
+# follows at once: by default for 300,000 spins, which on a recent Xeon (a slow
+# `pause` instruction) is over 10 ms. On a machine with few cores they then fight
+# OpenBLAS's threads, which run the matrix products between our kernels: a
+# parallel leaky ReLU followed by a small matmul took 28 ms instead of 0.6 ms on
+# a busy 2-core machine. After 1,000 spins (tens of µs) they sleep instead; waking
+# them costs up to a millisecond on a virtual machine, paid only by launches
+# large enough to run in parallel. The runtime reads the setting once, when it
+# is loaded: numba loads it at the first parallel launch, after this import.
+_SPINS_CHOSEN_BY_USER = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+
+def _openmp_already_loaded():
+    """Whether a GNU OpenMP runtime is in this process before any kernel ran (PyTorch
+    loads its own at import; Linux only, where /proc/self/maps lists the libraries)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return any("libgomp" in line for line in f)
+    except OSError:
+        return False
+
+
 PARALLEL_MIN_SIZE = 1 << 22
+# An OpenMP runtime loaded before us has read its settings already, and numba's
+# parallel loops would run on its threads, spinning 300,000 times after each
+# loop. With PyTorch imported first, the DCGAN step at batch 128 took 236-268 ms
+# with parallel kernels and 195-216 ms with serial ones (200-210 ms without
+# PyTorch, either way; 2-core AMD EPYC): then the kernels stay serial, unless
+# the spin count was the user's choice, made in the environment.
+if _openmp_already_loaded() and not _SPINS_CHOSEN_BY_USER:
+    PARALLEL_MIN_SIZE = sys.maxsize
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -1,8 +1,12 @@
 """CPU kernels against plain NumPy references written for clarity, not speed."""
 
+import ctypes.util
 import importlib
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -362,6 +366,24 @@ def test_parallel_cpu_loops_give_the_serial_results(monkeypatch, dtype):
     for k, (p, s) in enumerate(zip(parallel, serial)):
         assert p.dtype == s.dtype == dtype and p.shape == s.shape
         np.testing.assert_array_equal(p, s, err_msg=f"result {k}")
+
+
+@pytest.mark.parametrize("preload, environment, parallel", [
+    (False, {}, True),
+    (True, {}, False),  # as with PyTorch imported first: its threads spin 300,000 times
+    (True, {"GOMP_SPINCOUNT": "1000"}, True),  # the user set the spin count for it
+    (True, {"OMP_WAIT_POLICY": "passive"}, True),
+])
+def test_kernels_stay_serial_on_an_openmp_runtime_loaded_before_them(preload, environment, parallel):
+    gomp = ctypes.util.find_library("gomp")
+    if gomp is None or not os.path.exists("/proc/self/maps"):
+        pytest.skip("needs GNU OpenMP and Linux's /proc")
+    child_env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    script = (f"import ctypes; ctypes.CDLL({gomp!r})\n" if preload else "") + (
+        "import kernels._dispatch as d; print(d.PARALLEL_MIN_SIZE)")
+    out = subprocess.run([sys.executable, "-c", script], env={**child_env, **environment},
+                         capture_output=True, text=True, check=True)
+    assert int(out.stdout) == (1 << 22 if parallel else sys.maxsize)
 
 
 def test_a_gpu_launch_refuses_host_arrays(monkeypatch):
