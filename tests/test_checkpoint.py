@@ -313,7 +313,7 @@ def test_checkpoint_from_a_newer_minigan_gives_no_config(tmp_path):
 
 def test_trainer_refuses_to_save_nan_weights(tmp_path):
     trainer = Trainer(Config(model="mlp", **TINY))
-    trainer.G.parameters()[0].data[0, 0] = np.nan
+    next(trainer.G.parameters()).data[0, 0] = np.nan
     path = tmp_path / "c.npz"
     with pytest.raises(Exception, match="after step 0, G/0.weight hold NaN or infinity; training stopped. No checkpoint was saved"):
         trainer.save(path)

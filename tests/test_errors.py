@@ -426,9 +426,9 @@ def test_module_containers_and_names():
         nn.ModuleList([nn.Linear(2, 2), F.relu])
     with raises(TypeError, "ModuleList.extend: expected an iterable of modules, got a Linear"):
         layers.extend(nn.Linear(2, 2))
-    with raises(KeyError, "add_module: a module's name must be non-empty and without '.', got 'a.b'"):
+    with raises(KeyError, "add_module: the name must be non-empty and without '.', got 'a.b'"):
         layers.add_module("a.b", nn.ReLU())  # state_dict's "a.b.weight" could not be split again
-    with raises(KeyError, "add_module: a module's name must be non-empty and without '.', got ''"):
+    with raises(KeyError, "add_module: the name must be non-empty and without '.', got ''"):
         layers.add_module("", nn.ReLU())
     with raises(KeyError, "add_module: Linear already has an attribute 'weight'"):
         nn.Linear(2, 2).add_module("weight", nn.ReLU())
@@ -609,6 +609,14 @@ def test_load_state_dict_of_something_that_is_not_a_dict():
         (lambda: nn.Conv2d(1, 2, 3, padding=(1, -1)), ValueError, "Conv2d: padding must be an int or a pair of ints, each at least 0, got (1, -1)"),
         (lambda: nn.ConvTranspose2d(1, 2, 4, stride=2, output_padding=2), ValueError,
          "ConvTranspose2d: output_padding (2, 2) must be smaller than stride (2, 2)"),
+        # PyTorch's positions: a dilation or groups was taken for the bias.
+        (lambda: nn.Conv2d(3, 4, 3, 1, 1, 2), NotImplementedError, "Conv2d: dilation 2 is not supported (only 1)"),
+        (lambda: nn.ConvTranspose2d(4, 4, 3, 2, 1, 1, 2), NotImplementedError,
+         "ConvTranspose2d: groups=2 is not supported (only 1: every input channel feeds every output channel)"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), None, 1, 0, (1, 2)), NotImplementedError,
+         "conv2d: dilation (1, 2) is not supported (only 1)"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(3, 4, 3, 3), None, 1, 0, 0, 1, 2), NotImplementedError,
+         "conv_transpose2d: dilation 2 is not supported (only 1)"),
         (lambda: nn.AvgPool2d(2, stride=1), ValueError, "AvgPool2d supports stride equal to kernel_size only, got kernel_size=2, stride=1"),
         (lambda: nn.Upsample(scale_factor="2"), ValueError, "Upsample: scale_factor must be a whole number of at least 1, got '2'"),
         (lambda: nn.Upsample(scale_factor=float("inf")), ValueError, "Upsample: scale_factor must be a whole number of at least 1, got inf"),

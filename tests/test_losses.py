@@ -139,7 +139,7 @@ def test_gradient_penalty_gradcheck_through_the_critic(model, monkeypatch):
                       else models.dcgan_discriminator(width=2, batch_norm=False))
     rng = np.random.default_rng(2)
     real, fake = (mg.tensor(rng.uniform(-1, 1, (2, 1, 28, 28)), dtype="float64") for _ in range(2))
-    weights = critic.parameters()
+    weights = list(critic.parameters())
 
     def penalty(*_weights):  # the weights are perturbed in place by gradcheck
         return losses.gradient_penalty(critic, real, fake, generator=np.random.default_rng(5))

@@ -130,7 +130,7 @@ def numpy_g_step_grads(PD, PG, z):
 def gan():
     mg.manual_seed(0)
     G, D = mlp_generator(), mlp_discriminator()
-    for p in G.parameters() + D.parameters():
+    for p in [*G.parameters(), *D.parameters()]:
         p.data = p.data.astype(np.float64)
     rng = np.random.default_rng(42)
     z = rng.standard_normal((N, 100))

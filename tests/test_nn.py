@@ -8,6 +8,7 @@ import pytest
 import minigan as mg
 from minigan import models, nn
 from minigan.models import mlp_discriminator, mlp_generator
+from minigan.nn import functional as F
 
 
 def t(values):
@@ -76,20 +77,31 @@ def test_nested_modules_get_nested_names():
     assert [n for n, _ in net.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
 
 
-def test_a_module_used_twice_is_listed_once():
-    # Weight tying: the same layer at two places, or one Parameter in two layers.
+def test_a_module_used_twice_is_listed_once_but_saved_under_each_name():
+    # Weight tying: the same layer at two places, or one Parameter in two layers. An
+    # optimiser must get it once; a state dict has it under each name, as PyTorch's.
     shared = nn.Linear(2, 2)
     net = nn.Sequential(shared, nn.Tanh(), shared)
     assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
     assert [n for n, _ in net.named_modules()] == ["", "0", "1"]
-    assert list(net.state_dict()) == ["0.weight", "0.bias"]
+    assert [n for n, _ in net.named_modules(remove_duplicate=False)] == ["", "0", "1", "2"]
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     encode, decode = nn.Linear(3, 3), nn.Linear(3, 3)
     decode.weight = encode.weight
     tied = nn.Sequential(encode, decode)
     assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
+    assert list(tied.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    state = {k: v + 1 for k, v in tied.state_dict().items()}
+    tied.load_state_dict(state)  # strict: every name is expected, the shared weight's both
+    np.testing.assert_array_equal(decode.weight.data, state["1.weight"])
     bn = nn.BatchNorm1d(2)
     assert [n for n, _ in nn.Sequential(bn, bn).named_buffers()] == [
         "0.running_mean", "0.running_var", "0.num_batches_tracked"]
+    torch = pytest.importorskip("torch")
+    twin_layer = torch.nn.Linear(2, 2)
+    twin = torch.nn.Sequential(twin_layer, torch.nn.Tanh(), twin_layer)
+    assert list(net.state_dict()) == list(twin.state_dict())
+    net.load_state_dict({k: v.detach().numpy() for k, v in twin.state_dict().items()})
 
 
 # --- train / eval ------------------------------------------------------------------------------
@@ -478,7 +490,8 @@ def test_add_module_and_children_as_pytorch_has_them():
     assert [(name, type(m).__name__) for name, m in net.named_children()] == [("fc", "Linear"), ("1", "BatchNorm1d")]
     assert list(net.children()) == [net.fc, getattr(net, "1")]
     assert list(net.state_dict()) == ["fc.weight", "fc.bias", "1.weight", "1.bias",
-                                      "1.running_mean", "1.running_var", "1.num_batches_tracked"]
+                                      "1.running_mean", "1.running_var", "1.num_batches_tracked",
+                                      "again.weight", "again.bias"]
     bn = getattr(net, "1")
     assert list(net.buffers()) == [bn.running_mean, bn.running_var, bn.num_batches_tracked]
     torch = pytest.importorskip("torch")
@@ -487,6 +500,76 @@ def test_add_module_and_children_as_pytorch_has_them():
         twin.add_module(name, twin.fc if name == "again" else torch_twin(child, torch))
     assert [name for name, _ in twin.named_children()] == [name for name, _ in net.named_children()]
     assert len(list(twin.children())) == 2 and len(list(twin.buffers())) == 3
+    assert list(twin.state_dict()) == list(net.state_dict())
+
+
+def test_convolutions_take_pytorchs_positional_arguments():
+    # (in, out, k, stride, padding, dilation, groups, bias) and, transposed,
+    # (in, out, k, stride, padding, output_padding, groups, bias, dilation).
+    conv = nn.Conv2d(3, 4, 3, 2, 1, 1, 1, False)
+    assert conv.stride == (2, 2) and conv.padding == (1, 1) and conv.bias is None
+    up = nn.ConvTranspose2d(4, 3, 3, 2, 1, 1, 1, False, 1)
+    assert up.output_padding == (1, 1) and up.bias is None
+    x = mg.randn(1, 4, 5, 5)
+    assert up(x).shape == (1, 3, 10, 10)
+    y = F.conv_transpose2d(x, up.weight, None, 2, 1, 1, 1, 1)  # groups and dilation 1, not an output size
+    np.testing.assert_array_equal(y.numpy(), up(x).numpy())
+
+
+def test_none_keeps_a_registered_name_in_its_place_as_in_pytorch():
+    lin = nn.Linear(2, 3)
+    lin.weight = None  # e.g. to put another Parameter there
+    assert [name for name, _ in lin.named_parameters()] == ["bias"]
+    lin.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]  # in its place, for the optimiser's order
+    bn = nn.BatchNorm1d(3)
+    bn.running_mean = None
+    assert list(bn.state_dict()) == ["weight", "bias", "running_var", "num_batches_tracked"]
+    bn.running_mean = mg.zeros(3)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    setattr(net, "0", None)
+    assert list(net.state_dict()) == [] and [n for n, _ in net.named_children()] == ["1"]
+
+
+def test_registered_names_refuse_what_would_drop_them():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(TypeError, match=r"cannot assign a ndarray as buffer 'running_var' of BatchNorm1d: "
+                                        r"give a tensor \(mg.tensor\(...\)\), or None"):
+        bn.running_var = np.ones(3)  # it would no longer be saved, and the next forward would fail
+    net = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="cannot assign a builtin_function_or_method as module '0' of Sequential: give a Module, or None"):
+        setattr(net, "0", len)
+
+
+def test_register_parameter_and_buffer_take_none_as_pytorch_does():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_parameter("scale", None)
+            self.register_buffer("mask", None)
+
+    m = Masked()
+    assert m.scale is None and m.mask is None
+    assert list(m.state_dict()) == ["lin.weight", "lin.bias"]
+    m.load_state_dict(m.state_dict())
+    m.mask = mg.ones(2)
+    m.scale = nn.Parameter(np.ones(2, np.float32))
+    assert list(m.state_dict()) == ["scale", "mask", "lin.weight", "lin.bias"]
+    assert next(m.parameters()) is m.scale  # parameters() is a generator, as in PyTorch
+    with pytest.raises(TypeError, match="register_buffer 'x': expected a tensor \\(mg.tensor\\(...\\)\\) or None, got a ndarray"):
+        m.register_buffer("x", np.ones(2))
+    with pytest.raises(TypeError, match="register_parameter 'y': expected an nn.Parameter or None, got a Tensor"):
+        m.register_parameter("y", mg.ones(2))
+    with pytest.raises(KeyError, match="register_buffer: Masked already has an attribute 'lin'"):
+        m.register_buffer("lin", None)
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.Module()
+    twin.register_parameter("scale", torch.nn.Parameter(torch.ones(2)))
+    twin.register_buffer("mask", torch.ones(2))
+    twin.lin = torch.nn.Linear(2, 2)
+    assert list(twin.state_dict()) == list(m.state_dict())
 
 
 def test_a_parameter_is_not_replaced_by_a_plain_tensor():

@@ -140,7 +140,7 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, monkeypa
 
     def poisoned(self, *batch):
         if self.step + 1 == bad_step:  # D's weights go NaN just before this step
-            self.D.parameters()[0].data[...] = np.nan
+            next(self.D.parameters()).data[...] = np.nan
         return train_step(self, *batch)
 
     monkeypatch.setattr(Trainer, "train_step", poisoned)

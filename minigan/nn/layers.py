@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..backend import is_int
-from ..ops.conv import check_output_padding, pair
+from ..ops.conv import check_dense, check_output_padding, pair
 from ..ops.norm import check_momentum_and_eps
 from ..ops.pool import check_dropout_p, pool_window, whole_scale
 from ..ops.shape import _check_dims
@@ -54,7 +54,7 @@ class Linear(Module):
 class _ConvNd(Module):
     transposed = False  # the weight's layout, PyTorch's: (out, in, kh, kw), or (in, out, kh, kw) when transposed
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias):
         super().__init__()
         name = type(self).__name__
         _check_sizes(name, in_channels=in_channels, out_channels=out_channels)
@@ -62,6 +62,7 @@ class _ConvNd(Module):
         # Pairs (height, width), as PyTorch keeps them; checked here, not at the first forward.
         self.kernel_size = pair(kernel_size, "kernel_size", 1, name)
         self.stride, self.padding = pair(stride, "stride", 1, name), pair(padding, "padding", 0, name)
+        check_dense(dilation, groups, name)
         channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
         self.weight = _param(*channels, *self.kernel_size)
         self.bias = _param(out_channels) if bias else None
@@ -77,8 +78,8 @@ class _ConvNd(Module):
 
 
 class Conv2d(_ConvNd):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
 
     def forward(self, x):
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
@@ -88,8 +89,9 @@ class Conv2d(_ConvNd):
 class ConvTranspose2d(_ConvNd):
     transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1):  # PyTorch's order
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.output_padding = pair(output_padding, "output_padding", 0, "ConvTranspose2d")
         check_output_padding(self.output_padding, self.stride, "ConvTranspose2d")
 

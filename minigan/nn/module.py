@@ -67,19 +67,28 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
-        if name in self._buffers and isinstance(value, Tensor) and not isinstance(value, Parameter):
-            self._buffers[name] = value  # a buffer given a new tensor stays a buffer
-        elif name in self._parameters and not (value is None or isinstance(value, Parameter)):
-            # It would silently stop being trained and saved (PyTorch refuses it too).
-            raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} of "
-                            f"{type(self).__name__}: wrap it in nn.Parameter(...), or assign None")
-        else:
-            home = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
+        # PyTorch's rules. A Parameter or a Module is registered under the name (taken
+        # from any other registry); a name it held already keeps its place, and so
+        # state_dict's order. A registered name may also be given None (e.g. a layer's
+        # bias removed), which keeps its place, and a buffer any tensor. Anything else
+        # would silently stop being trained or saved: refused.
+        if isinstance(value, (Parameter, Module)):
+            home = self._parameters if isinstance(value, Parameter) else self._modules
             for registry in (self._parameters, self._buffers, self._modules):
                 if registry is not home:
                     registry.pop(name, None)
-            if home is not None:
-                home[name] = value  # a name it already held keeps its place (and state_dict's order), as in PyTorch
+            home[name] = value
+        else:
+            for kind, registry, holds, hint in (
+                ("parameter", self._parameters, Parameter, "wrap it in nn.Parameter(...)"),
+                ("module", self._modules, Module, "give a Module"),
+                ("buffer", self._buffers, Tensor, "give a tensor (mg.tensor(...))"),
+            ):
+                if name in registry:
+                    if not (value is None or isinstance(value, holds)):
+                        raise TypeError(f"cannot assign a {type(value).__name__} as {kind} {name!r} of "
+                                        f"{type(self).__name__}: {hint}, or None")
+                    registry[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -87,24 +96,45 @@ class Module:
             registry.pop(name, None)
         object.__delattr__(self, name)
 
+    def _check_new_name(self, what, name, registry):
+        """A name for ``what`` (e.g. "add_module"): a string, not empty, without '.'
+        (state_dict's dotted names could not be split again), and not an attribute
+        that ``registry`` does not hold (e.g. "forward", or a parameter's name)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: the name must be a string, got {name!r:.40} (a {type(name).__name__})")
+        if not name or "." in name:
+            raise KeyError(f"{what}: the name must be non-empty and without '.', got {name!r}")
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"{what}: {type(self).__name__} already has an attribute {name!r}")
+
     def add_module(self, name, module):
         """Register ``module`` as the child ``name``, as ``self.name = module`` does, for
         names that are not identifiers too (a Sequential's "0", "1", ...)."""
-        if not isinstance(name, str):
-            raise TypeError(f"add_module: the name must be a string, got {name!r:.40} (a {type(name).__name__})")
-        if not name or "." in name:  # state_dict's dotted names could not be split again
-            raise KeyError(f"add_module: a module's name must be non-empty and without '.', got {name!r}")
-        if hasattr(self, name) and name not in self._modules:  # e.g. "forward", or a parameter's name
-            raise KeyError(f"add_module: {type(self).__name__} already has an attribute {name!r}")
+        self._check_new_name("add_module", name, self._modules)
         if not (module is None or isinstance(module, Module)):
             raise TypeError(f"{type(self).__name__}: {module!r:.60} (a {type(module).__name__}) is not a Module; "
                             "a function such as F.relu has a module twin, e.g. nn.ReLU()")
-        setattr(self, name, module)
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (a Parameter, or None for one a layer goes without, e.g.
+        its bias) under ``name``."""
+        self._check_new_name("register_parameter", name, self._parameters)
+        if not (param is None or isinstance(param, Parameter)):
+            raise TypeError(f"register_parameter {name!r}: expected an nn.Parameter or None, got a {type(param).__name__}")
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
 
     def register_buffer(self, name, tensor):
-        """A tensor saved in ``state_dict`` but not trained (e.g. running statistics)."""
-        object.__setattr__(self, name, tensor)
+        """A tensor saved in ``state_dict`` but not trained (e.g. running statistics);
+        None registers the name with nothing to save yet."""
+        self._check_new_name("register_buffer", name, self._buffers)
+        if not (tensor is None or isinstance(tensor, Tensor)):
+            raise TypeError(f"register_buffer {name!r}: expected a tensor (mg.tensor(...)) or None, "
+                            f"got a {type(tensor).__name__}")
         self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -113,17 +143,19 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- walking the tree ---------------------------------------------------
-    def named_modules(self, prefix="", memo=None):
-        """This module and every one inside it, each once: a module used in two places
-        (shared weights) is listed under its first name only. ``memo`` holds the ids of
-        the modules already listed."""
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """This module and every one inside it, by dotted name. A module used in two
+        places (shared weights) is listed under its first name only, unless
+        ``remove_duplicate`` is False. ``memo`` holds the modules already listed."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if self in memo:
+                return
+            memo.add(self)
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(_dotted(prefix, name), memo)
+            if child is not None:
+                yield from child.named_modules(memo, _dotted(prefix, name), remove_duplicate)
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -132,8 +164,8 @@ class Module:
         """The modules directly inside this one, each once, by name."""
         seen = set()
         for name, child in self._modules.items():
-            if id(child) not in seen:
-                seen.add(id(child))
+            if child is not None and child not in seen:
+                seen.add(child)
                 yield name, child
 
     def children(self):
@@ -147,36 +179,36 @@ class Module:
         fn(self)
         return self
 
-    def _named(self, *kinds):
+    def _named(self, kinds, remove_duplicate=True):
         """The tensors of the registries ``kinds`` of every module, module by module,
-        each tensor once (by identity): an optimiser given a shared weight twice would
-        update it twice per step."""
+        each tensor once (by identity) unless ``remove_duplicate`` is False: an
+        optimiser given a shared weight twice would update it twice per step."""
         seen = set()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=remove_duplicate):
             for kind in kinds:
                 for name, t in getattr(module, kind).items():
-                    if id(t) not in seen:
+                    if t is not None and not (remove_duplicate and id(t) in seen):
                         seen.add(id(t))
                         yield _dotted(prefix, name), t
 
     def named_parameters(self):
-        return self._named("_parameters")
+        return self._named(["_parameters"])
 
     def parameters(self):
-        return [p for _, p in self.named_parameters()]
+        return (p for _, p in self.named_parameters())
 
     def named_buffers(self):
-        return self._named("_buffers")
+        return self._named(["_buffers"])
 
     def buffers(self):
         return (b for _, b in self.named_buffers())
 
-    def named_tensors(self):
+    def named_tensors(self, remove_duplicate=True):
         """Everything state_dict holds, in PyTorch's order: module by module, each one's
         parameters, then its buffers (batch-norm statistics), then its children's. A
-        tensor shared by two modules comes once, under its first name (PyTorch's
-        state_dict lists it under each)."""
-        return list(self._named("_parameters", "_buffers"))
+        tensor shared by two modules comes once, under its first name, unless
+        ``remove_duplicate`` is False (as in state_dict, PyTorch's way)."""
+        return list(self._named(["_parameters", "_buffers"], remove_duplicate))
 
     # --- modes, devices, gradients -------------------------------------------
     def train(self, mode=True):
@@ -209,8 +241,9 @@ class Module:
 
     # --- saving and loading --------------------------------------------------
     def state_dict(self):
-        """Parameters and buffers by dotted name, as NumPy copies."""
-        return OrderedDict((name, backend.to_numpy(t.data)) for name, t in self.named_tensors())
+        """Parameters and buffers by dotted name, as NumPy copies; a shared one under
+        each of its names, as in PyTorch."""
+        return OrderedDict((name, backend.to_numpy(t.data)) for name, t in self.named_tensors(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values in place; missing, unexpected or mis-shaped entries are errors
@@ -219,8 +252,9 @@ class Module:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict of name -> array "
                             f"(e.g. another model's state_dict()), got a {type(state_dict).__name__}")
-        own = OrderedDict(self.named_tensors())
-        optional = {_dotted(prefix, name) for prefix, m in self.named_modules() for name in m._optional_buffers}
+        own = OrderedDict(self.named_tensors(remove_duplicate=False))
+        optional = {_dotted(prefix, name) for prefix, m in self.named_modules(remove_duplicate=False)
+                    for name in m._optional_buffers}
         missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         problems = []

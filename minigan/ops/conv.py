@@ -159,6 +159,17 @@ def check_output_padding(output_padding, stride, who):
         raise ValueError(f"{who}: output_padding {output_padding} must be smaller than stride {stride}")
 
 
+def check_dense(dilation, groups, who):
+    """minigan's convolutions take every input channel and neighbouring pixels:
+    PyTorch's dilation=1 and groups=1. Other values are refused, never ignored
+    (they are in PyTorch's positions, so that a call written for PyTorch lands
+    here rather than in the argument after them)."""
+    if pair(dilation, "dilation", 1, who) != (1, 1):
+        raise NotImplementedError(f"{who}: dilation {dilation!r} is not supported (only 1)")
+    if groups != 1:
+        raise NotImplementedError(f"{who}: groups={groups!r} is not supported (only 1: every input channel feeds every output channel)")
+
+
 def _check_conv_input(name, x, weight, in_axis):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
@@ -173,8 +184,9 @@ def _check_conv_input(name, x, weight, in_axis):
         )
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     stride, padding = pair(stride, "stride", 1, "conv2d"), pair(padding, "padding", 0, "conv2d")
+    check_dense(dilation, groups, "conv2d")
     _check_conv_input("conv2d", input, weight, 1)
     for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
         if k > size + 2 * p:
@@ -193,8 +205,10 @@ def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=No
     )
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, output_size=None):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     output_size=None):
     stride, padding = pair(stride, "stride", 1, "conv_transpose2d"), pair(padding, "padding", 0, "conv_transpose2d")
+    check_dense(dilation, groups, "conv_transpose2d")
     output_padding = pair(output_padding, "output_padding", 0, "conv_transpose2d")
     _check_conv_input("conv_transpose2d", input, weight, 0)
     # A strided convolution maps `stride` neighbouring sizes onto the same size, so
