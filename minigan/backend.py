@@ -93,10 +93,15 @@ def is_int(value):
 
 
 def check_number(value, name, who):
-    """``value`` if it is a number (see is_number), else a TypeError naming it."""
+    """``value`` as a Python int or float if it is a number (see is_number), else a
+    TypeError naming it. (NumPy's scalars become Python's: in NumPy's promotion a
+    np.float64 counts as a float64 array, and a float32 tensor times it would be
+    float64; a Python float takes the tensor's dtype, as a number does in PyTorch.)"""
     if not is_number(value):
         raise TypeError(f"{who}: {name} must be a number, got {value!r:.40} (a {type(value).__name__})")
-    return value
+    if type(value) in (int, float):
+        return value
+    return int(value) if is_int(value) else float(value)
 
 
 def numeric_dtype(value, who=""):

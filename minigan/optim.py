@@ -50,9 +50,9 @@ class Optimizer:
 
     def _numbers(self, group, names):
         """A TypeError for a hyper-parameter that is not a number (the range checks
-        would fail on it with Python's own message)."""
+        would fail on it with Python's own message); the others, as Python numbers."""
         for name in names:
-            check_number(group[name], name, type(self).__name__)
+            group[name] = check_number(group[name], name, type(self).__name__)
 
     def _hyper_parameters(self):
         """param_groups[0], all but its "params"."""

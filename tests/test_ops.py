@@ -210,6 +210,27 @@ def test_clamp_passes_the_gradient_at_its_bounds_as_pytorch_does():
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 0.0])
 
 
+def test_numpy_scalars_as_arguments_act_as_numbers_do_in_pytorch():
+    # In NumPy's promotion a np.float64 counts as a float64 array: a float32 tensor
+    # clamped to one became float64 (and its gradient too), and dropout or an eval-mode
+    # batch norm given one failed in the next op, on mixed dtypes.
+    x = mg.tensor(np.array([-1.0, 0.5, 2.0], np.float32), requires_grad=True)
+    y = x.clamp(min=np.float64(0), max=np.float32(1))
+    y.sum().backward()
+    assert y.dtype == x.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.numpy(), [0.0, 0.5, 1.0])
+    assert mg.tensor(np.array([1, 5], np.int32)).clamp(max=np.int64(3)).dtype == np.int32
+    assert F.dropout(mg.ones(4), np.float64(0.5)).dtype == np.float32
+    running = (mg.zeros(3), mg.ones(3))
+    assert F.batch_norm(mg.randn(4, 3), *running, eps=np.float64(1e-5)).dtype == np.float32
+    bn = nn.BatchNorm1d(3, eps=np.float64(1e-5), momentum=np.float64(0.1)).eval()
+    assert bn(mg.randn(4, 3)).dtype == np.float32
+    p = nn.Parameter(np.ones(3, np.float32))
+    opt = mg.optim.SGD([p], lr=np.float64(0.1), momentum=np.float64(0.5))
+    p.grad = np.full(3, 0.3, np.float32)
+    opt.step()
+    np.testing.assert_array_equal(p.data, np.float32(1) - np.float32(0.1) * np.float32(0.3))  # in float32, as PyTorch
+
 def test_batch_norm_statistics_follow_pytorchs_formulas():
     # Training: normalise with the batch's mean and biased variance, and update
     # running = (1 - momentum)·running + momentum·batch with the unbiased variance.

@@ -108,7 +108,7 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         _check_sizes(name, num_features=num_features)
-        check_momentum_and_eps(momentum, eps, name)
+        momentum, eps = check_momentum_and_eps(momentum, eps, name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None

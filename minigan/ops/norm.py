@@ -60,14 +60,17 @@ class BatchNormTrain(Function):
 
 
 def check_momentum_and_eps(momentum, eps, who):
-    """The running statistics' momentum, a number in [0, 1], and eps > 0."""
-    if momentum is None or not 0 <= check_number(momentum, "momentum", who) <= 1:
+    """The running statistics' momentum, a number in [0, 1], and eps > 0, as Python numbers."""
+    checked = None if momentum is None else check_number(momentum, "momentum", who)
+    if checked is None or not 0 <= checked <= 1:
         raise ValueError(
             f"{who}: momentum must be a number in [0, 1], got {momentum!r} "
             "(PyTorch's momentum=None, a cumulative average, is not supported)"
         )
-    if not check_number(eps, "eps", who) > 0:  # 1/√(σ² + eps): a negative eps gives NaN
+    eps = check_number(eps, "eps", who)
+    if not eps > 0:  # 1/√(σ² + eps): a negative eps gives NaN
         raise ValueError(f"{who}: eps must be positive, got {eps!r}")
+    return checked, eps
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
@@ -86,7 +89,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          "but one of them is None: pass both, or training=True for the batch's statistics")
     if (running_mean is None) != (running_var is None):  # one of them would be left as it was
         raise ValueError("batch_norm: running_mean and running_var must both be None or both be given")
-    check_momentum_and_eps(momentum, eps, "batch_norm")
+    momentum, eps = check_momentum_and_eps(momentum, eps, "batch_norm")
     xp = get_xp(input.data)
     if weight is None:
         weight = Tensor(xp.ones(c, dtype=input.dtype))

@@ -51,7 +51,8 @@ def upsample_nearest(input, scale_factor=2):
 
 def check_dropout_p(p, who):
     """A dropout probability: a number in [0, 1]."""
-    if not 0 <= check_number(p, "p", who) <= 1:
+    p = check_number(p, "p", who)
+    if not 0 <= p <= 1:
         raise ValueError(f"{who}: the probability p must be in [0, 1], got {p}")
     return p
 
@@ -59,7 +60,7 @@ def check_dropout_p(p, who):
 def dropout(input, p=0.5, training=True, generator=None):
     """Zero each element with probability p and scale the rest by 1/(1 - p), so the
     expected value is unchanged (inverted dropout). Identity when not training."""
-    check_dropout_p(p, "dropout")
+    p = check_dropout_p(p, "dropout")
     if not training or p == 0:
         return input
     if p == 1:  # every element dropped (1/(1 - p) would make 0·inf = NaN), as in PyTorch

@@ -7,7 +7,6 @@ leaky ReLU pick g or slope·g in the gate kernel of kernels/leaky_relu.py.
 """
 
 import kernels
-import numpy as np
 
 from ..autograd import Function
 from ..backend import check_number, get_xp
@@ -140,10 +139,8 @@ def relu(x):
 def clamp(x, min=None, max=None):
     if min is None and max is None:  # as in PyTorch: clamping to nothing is likely a slip
         raise ValueError("clamp: give min, max or both")
-    for name, bound in (("min", min), ("max", max)):
-        if bound is not None:
-            check_number(bound, name, "clamp")
-    if any(isinstance(b, (float, np.floating)) for b in (min, max)):
+    min, max = (None if bound is None else check_number(bound, name, "clamp") for name, bound in (("min", min), ("max", max)))
+    if any(isinstance(b, float) for b in (min, max)):
         x = _floating(x)  # a float bound makes an integer tensor float32, as in PyTorch
     return Clamp.apply(x, min=min, max=max)
 
