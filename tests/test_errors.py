@@ -256,7 +256,15 @@ def test_mean_of_no_values_is_nan_as_in_pytorch():
 
 def test_log_softmax_of_a_dim_the_tensor_lacks():
     with raises(ValueError, "log_softmax: dim 1 is out of range for a tensor of shape (3,)"):
-        F.log_softmax(mg.tensor([1.0, 2.0, 3.0]))
+        F.log_softmax(mg.tensor([1.0, 2.0, 3.0]), 1)
+
+
+def test_log_softmax_needs_its_dim_and_losses_take_reduction_by_name():
+    # Without dim PyTorch guesses one from the rank (dim 0 for a 3-D input): other values, silently.
+    with raises(TypeError, "log_softmax() missing 1 required positional argument: 'dim'"):
+        F.log_softmax(mg.zeros(2, 2, 2))
+    with raises(TypeError, "mse_loss() takes 2 positional arguments but 3 were given"):
+        F.mse_loss(mg.zeros(2), mg.zeros(2), mg.ones(2))  # PyTorch's third place is a weight
 
 
 def test_len_of_a_0d_tensor():

@@ -260,6 +260,14 @@ def test_sum_and_mean_match_numpy(dim, keepdim):
     close(t(x).mean(dim, keepdim=keepdim), x.mean(axis=dim, keepdims=keepdim), rtol=1e-14)
 
 
+def test_mean_divides_by_the_count_as_pytorch_does():
+    # Σx · (1/n) rounds differently from Σx / n: the mean of 41 float32 ones was 0.99999994.
+    for n in range(1, 200):
+        assert mg.ones(n).mean().item() == 1.0, n
+    values = np.array([0.1, 0.2, 0.3], np.float32)
+    assert mg.tensor(values).mean().item() == values.sum() / np.float32(3)
+
+
 def test_no_dims_means_every_dim_as_in_pytorch():
     # x.sum(()) is the sum of every value in PyTorch (NumPy's axis=() sums nothing).
     x = randn(2, 3)

@@ -1,4 +1,6 @@
-"""Losses, elementwise first and then reduced ("mean", "sum" or "none") as in PyTorch."""
+"""Losses, elementwise first and then reduced ("mean", "sum" or "none") as in PyTorch.
+``reduction`` is a keyword argument: the third place is PyTorch's ``weight``, which
+minigan does not take."""
 
 import numpy as np
 
@@ -43,7 +45,7 @@ def _check_same_shape(name, input, target):
         raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+def binary_cross_entropy_with_logits(input, target, *, reduction="mean"):
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     return _reduce(BCEWithLogits.apply(input, target), reduction)
 
@@ -67,7 +69,7 @@ class BCE(Function):
         return gp, gt
 
 
-def binary_cross_entropy(input, target, reduction="mean"):
+def binary_cross_entropy(input, target, *, reduction="mean"):
     _check_same_shape("binary_cross_entropy", input, target)
     x = input.data
     if not bool(((x >= 0) & (x <= 1)).all()):  # a logit given here made log(1 - p) NaN
@@ -80,14 +82,16 @@ def binary_cross_entropy(input, target, reduction="mean"):
     return _reduce(BCE.apply(input, target), reduction)
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, *, reduction="mean"):
     _check_same_shape("mse_loss", input, target)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
-def log_softmax(input, dim=1):
-    """log p_k = x_k - log Σ_j e^{x_j}, made of ops (so twice differentiable).
+def log_softmax(input, dim):
+    """log p_k = x_k - log Σ_j e^{x_j} along ``dim``, made of ops (so twice
+    differentiable). ``dim`` must be given: without it PyTorch guesses one from the
+    number of dimensions (a deprecated habit), and a guess can be silently wrong.
 
     Subtracting the row maximum m first keeps every exponent <= 0. m is a constant
     here: log_softmax(x - m) = log_softmax(x) for any m, so no gradient is lost.
@@ -141,7 +145,7 @@ class PickClass(Function):
         return (g.reshape(-1, 1) * _one_hot(self.labels, x.shape[1], x),)
 
 
-def cross_entropy(input, labels, reduction="mean"):
+def cross_entropy(input, labels, *, reduction="mean"):
     """Multi-class cross entropy on logits (N, K) and integer labels (N,):
     ℓ_n = -log softmax(x_n)[y_n]."""
     if input.ndim != 2:

@@ -75,7 +75,9 @@ def mean(x, dim=None, keepdim=False):
             "convert it first, e.g. mg.tensor(x, dtype='float32')"
         )
     count = math.prod(x.shape[a] for a in _axes(dim, x.ndim))
-    return sum(x, dim, keepdim) * (1.0 / count if count else math.nan)  # no values: NaN, as in PyTorch
+    # Σx / n, a division as in PyTorch: Σx · (1/n) rounds differently (the mean of 41
+    # ones came out as 0.99999994). No values: NaN, as in PyTorch.
+    return sum(x, dim, keepdim) / (count if count else math.nan)
 
 
 def broadcast_to(x, shape):
