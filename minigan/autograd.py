@@ -13,6 +13,7 @@ which the WGAN-GP gradient penalty needs.
 """
 
 import contextlib
+import functools
 import weakref
 
 import numpy as np
@@ -35,13 +36,38 @@ def _set_grad_enabled(mode):
         _grad_enabled = previous
 
 
-def no_grad():
-    """``with mg.no_grad():`` ops inside record no graph (inference, optimiser steps)."""
-    return _set_grad_enabled(False)
+class no_grad:
+    """``with mg.no_grad():``, or ``@mg.no_grad()`` / ``@mg.no_grad`` on a function: ops
+    inside record no graph (inference, optimiser steps). As in PyTorch, one object
+    may be entered again and again."""
+
+    enabled = False  # the grad mode inside
+
+    def __new__(cls, f=None):
+        if f is None:
+            return super().__new__(cls)
+        return cls()(f)  # @mg.no_grad, without the parentheses
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc_info):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, f):
+        @functools.wraps(f)
+        def in_mode(*args, **kwargs):
+            with type(self)():
+                return f(*args, **kwargs)
+        return in_mode
 
 
-def enable_grad():
-    return _set_grad_enabled(True)
+class enable_grad(no_grad):
+    """Ops record a graph again inside (e.g. a gradient needed inside mg.no_grad())."""
+
+    enabled = True
 
 
 def is_grad_enabled():

@@ -18,6 +18,9 @@ class Tensor:
     __array_priority__ = 1000  # so `ndarray * tensor` calls Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
+        if not hasattr(data, "dtype"):  # mg.Tensor([1, 2]), as torch.Tensor: float32 (mg.tensor infers the dtype)
+            backend.numeric_dtype(data, "Tensor(): ")  # None would be NaN
+            data = np.asarray(data, dtype=np.float32)
         self.data = data
         self.requires_grad = requires_grad
         self.grad = None
@@ -116,6 +119,9 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         if check_requires_grad(requires_grad, "requires_grad_()"):
             _check_differentiable(self.dtype)
+        elif self.grad_fn is not None:  # backward would silently skip the path through it
+            raise RuntimeError("requires_grad_(False) on a tensor computed in a graph: only a leaf's flag can change, "
+                               "as in PyTorch; t.detach() gives its values outside the graph")
         self.requires_grad = requires_grad
         return self
 

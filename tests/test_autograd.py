@@ -154,6 +154,36 @@ def test_no_grad_records_no_graph():
         y.backward()
 
 
+def test_no_grad_is_reusable_and_a_decorator_as_in_pytorch():
+    mode = mg.no_grad()
+    for _ in range(2):  # one object entered twice (a generator-based one could not be)
+        with mode:
+            assert not mg.is_grad_enabled()
+        assert mg.is_grad_enabled()
+
+    @mg.no_grad
+    def bare():
+        return mg.is_grad_enabled()
+
+    @mg.no_grad()
+    def called():
+        with mg.enable_grad():
+            inner = mg.is_grad_enabled()
+        return mg.is_grad_enabled(), inner
+
+    assert bare() is False and called() == (False, True) and bare.__name__ == "bare"
+    assert mg.is_grad_enabled()
+
+
+def test_only_a_leafs_requires_grad_can_be_turned_off():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"requires_grad_\(False\) on a tensor computed in a graph"):
+        y.requires_grad_(False)  # the path through y would be skipped: x.grad [2, 4] instead of [4, 8]
+    (y * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+
+
 def test_detach_stops_gradients():
     # L = sum(x · detach(x)): the detached factor is a constant c = x,
     # so dL/dx = c = x (not 2x).
@@ -216,6 +246,10 @@ def test_in_place_operators_in_a_graph():
     np.testing.assert_array_equal(x.grad, [5.0, 7.0])
     with pytest.raises(RuntimeError, match=r"in-place -= on a leaf tensor that requires grad \(shape \(2,\)\)"):
         x -= 1.0
+    y = x * 1
+    view = y[0:1]
+    with pytest.raises(RuntimeError, match=r"in-place \*= on a view \(of GetItem\) in a graph"):
+        view *= 3  # y would keep its old values, and x's gradient through it would be wrong
     with pytest.raises(TypeError, match=r"in-place \+=: the result \(float64, shape \(2, 2\)\) does not fit"):
         z = mg.tensor(np.zeros(2))
         z += mg.tensor(np.ones((2, 2)))

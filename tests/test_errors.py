@@ -237,11 +237,13 @@ def test_tensors_on_different_devices(fake_gpu):
         nn.Linear(4, 3)(on_gpu)
 
 
-def test_a_tensor_made_from_a_list_directly():
-    # Tensor(...) holds an array as it is; mg.tensor(...) is the one that converts.
-    with raises(TypeError, "expected a NumPy or CuPy array, got list; a Tensor holds an array "
-                           "(mg.tensor(...) makes one from lists and numbers too)"):
-        Tensor([1.0, 2.0]) + 1
+def test_a_tensor_made_from_what_is_not_numbers():
+    # Tensor(list) is float32, as torch.Tensor(list); None would be NaN, a string a number.
+    np.testing.assert_array_equal((Tensor([1, 2]) + 1).numpy(), np.array([2, 3], np.float32))
+    with raises(TypeError, "Tensor(): expected a number, a list of numbers or an array of them"):
+        Tensor(None)
+    with raises(TypeError, "Tensor(): expected a number, a list of numbers or an array of them"):
+        Tensor(["1", "2"])
 
 
 def test_mean_of_an_integer_tensor():
@@ -695,8 +697,10 @@ def test_an_integer_array_constant_that_does_not_fit_the_tensor():
 
 def test_item_assignment_inside_a_graph():
     h = mg.tensor([1.0, 2.0], requires_grad=True) * 2
-    with raises(RuntimeError, "x[index] = value where x (shape (2,)) or value requires grad"):
+    with raises(RuntimeError, "in-place += on a view (of GetItem) in a graph"):
         h[0] += 1
+    with raises(RuntimeError, "x[index] = value where x (shape (2,)) or value requires grad"):
+        h[0] = 3.0
     np.testing.assert_array_equal(h.numpy(), [2.0, 4.0])  # unchanged
     w = mg.tensor([1.0, 2.0], requires_grad=True)
     with raises(RuntimeError, "x[index] = value where x (shape (2,)) or value requires grad"):

@@ -629,6 +629,9 @@ def test_comparisons_are_elementwise_and_truth_needs_one_value():
     with pytest.raises(RuntimeError, match=r"the truth value of a tensor of shape \(3,\) is ambiguous"):
         bool(a)
     assert {a: 1}[a] == 1  # still hashed by identity
+    assert (a == None) is False and (a != None) is True  # noqa: E711  (PyTorch's answers; NumPy compares each value)
+    t = mg.Tensor([1, 2])  # as torch.Tensor: float32 (it kept the list, and printing it failed)
+    assert t.dtype == np.float32 and repr(t) == "tensor([1., 2.], dtype=float32)"
 
 
 def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():

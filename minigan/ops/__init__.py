@@ -43,15 +43,21 @@ def _in_place(op, symbol):
     ``p -= lr * p.grad`` under ``mg.no_grad()`` updates the weight p itself (Python's
     fallback, x = x + y, made a new tensor and left the model as it was). Where x or y
     is in a graph, x is made anew instead (``loss += term``), as that fallback did, so
-    another name for x, or a view of it, keeps the old values (in PyTorch they change
-    too); a leaf that requires grad refuses, as in PyTorch: the change would be outside
-    any graph."""
+    another name for x keeps the old values (in PyTorch it changes too); a view refuses
+    (the tensor it views would keep them), and so does a leaf that requires grad, as
+    in PyTorch: the change would be outside any graph."""
     def update(self, other):
         if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
             if self.requires_grad and self.is_leaf:
                 raise RuntimeError(
                     f"in-place {symbol} on a leaf tensor that requires grad (shape {self.shape}), e.g. a "
                     f"weight: change weights under `with mg.no_grad():`, or write x = x {symbol[:-1]} y for a new tensor"
+                )
+            if self.grad_fn is not None and self.grad_fn.returns_view:  # the tensor it views would not change
+                raise RuntimeError(
+                    f"in-place {symbol} on a view (of {type(self.grad_fn).__name__}) in a graph: minigan would make "
+                    f"it anew, and the tensor it views would keep its old values (in PyTorch both change); write "
+                    f"x = x {symbol[:-1]} y for a new tensor"
                 )
             return op(self, other)
         result = op(self, other)
@@ -87,6 +93,8 @@ def _comparison(method):
     """``a < b`` and friends: a bool tensor of the elementwise answers (outside any
     graph: a comparison has no gradient), as in PyTorch."""
     def compare(self, other):
+        if other is None:  # t == None is False, as in PyTorch (NumPy would compare each value)
+            return NotImplemented
         answers = getattr(self.data, method)(other.data if isinstance(other, Tensor) else other)
         return Tensor(get_xp(self.data).asarray(answers))  # NumPy answers 0-d tensors with a scalar
     return compare
