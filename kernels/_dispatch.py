@@ -11,16 +11,6 @@ from numba import cuda
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096  # past this, each thread takes several items (grid-stride loop)
 
-# Launches whose largest array has fewer elements run the serial loop. A parallel
-# loop wins only when each thread gets enough work to pay for waking the others
-# (and, on a busy machine, for waiting until the scheduler runs them all, while
-# OpenBLAS's threads may still be spinning after the last matrix product). On a
-# 2-core Xeon, an im2col with 3.2 million column entries (the 64→128 convolution
-# at batch 64, with (C, kh, kw) taps) ran twice as fast in parallel alone (0.84
-# against 1.65 ms), but the DCGAN step as a whole was no faster with it (114.1
-# against 114.8 ms); a lower threshold for every kernel (2²¹, and later 2¹⁸)
-# made the step slower; a leaky ReLU of 8 million values took 3.2 ms in
-# parallel and 4.7 serially.
 # After a parallel loop, OpenMP's worker threads busy-wait in case another loop
 # follows at once: by default for 300,000 spins, which on a recent Xeon (a slow
 # `pause` instruction) is over 10 ms. On a machine with few cores they then fight
@@ -44,15 +34,23 @@ def _openmp_already_loaded():
         return False
 
 
-PARALLEL_MIN_SIZE = 1 << 22
+# Launches whose largest array has fewer elements run the serial loop. A parallel
+# loop wins only when each thread gets enough work to pay for waking the others
+# (and, on a busy machine, for waiting until the scheduler runs them all, while
+# OpenBLAS's threads may still be spinning after the last matrix product). On a
+# 2-core Xeon, an im2col with 3.2 million column entries (the 64→128 convolution
+# at batch 64, with (C, kh, kw) taps) ran twice as fast in parallel alone (0.84
+# against 1.65 ms), but the DCGAN step as a whole was no faster with it (114.1
+# against 114.8 ms); a lower threshold for every kernel (2²¹, and later 2¹⁸)
+# made the step slower; a leaky ReLU of 8 million values took 3.2 ms in
+# parallel and 4.7 serially.
 # An OpenMP runtime loaded before us has read its settings already, and numba's
 # parallel loops would run on its threads, spinning 300,000 times after each
 # loop. With PyTorch imported first, the DCGAN step at batch 128 took 236-268 ms
 # with parallel kernels and 195-216 ms with serial ones (200-210 ms without
-# PyTorch, either way; 2-core AMD EPYC): then the kernels stay serial, unless
-# the spin count was the user's choice, made in the environment.
-if _openmp_already_loaded() and not _SPINS_CHOSEN_BY_USER:
-    PARALLEL_MIN_SIZE = sys.maxsize
+# PyTorch, either way; 2-core AMD EPYC): then every launch runs the serial loop,
+# unless the spin count was the user's choice, made in the environment.
+PARALLEL_MIN_SIZE = sys.maxsize if _openmp_already_loaded() and not _SPINS_CHOSEN_BY_USER else 1 << 22
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
