@@ -12,7 +12,6 @@ graph (``create_graph=True``) and differentiated again: that is double backward,
 which the WGAN-GP gradient penalty needs.
 """
 
-import contextlib
 import functools
 import weakref
 
@@ -24,16 +23,6 @@ from .tensor import Tensor
 
 # --- grad mode --------------------------------------------------------------------
 _grad_enabled = True
-
-
-@contextlib.contextmanager
-def _set_grad_enabled(mode):
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, mode
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
 
 
 class no_grad:
@@ -209,7 +198,7 @@ def _run_backward(roots, root_grads, wanted, retain_graph, create_graph):
     # channels-last, a straight copy rather than a transposing one (half the time).
     handed = {id(g.data) for g in root_grads}
     found = {}
-    with _set_grad_enabled(create_graph):
+    with enable_grad() if create_graph else no_grad():
         # Reverse topological order: a tensor's gradient is complete (summed over
         # every use) before it is passed on to the inputs it was made from.
         for t in reversed(order):
