@@ -70,7 +70,7 @@ class Optimizer:
             if set(group) != set(self.defaults):
                 raise ValueError(f"{type(self).__name__}.step: param_groups[0] holds the hyper-parameters "
                                  f"{sorted(group)}, expected {sorted(self.defaults)}")
-            self._seen, self._checked_group = group, self._checked(group)
+            self._seen, self._checked_group = group, self._checked(dict(group))  # (_checked normalises its copy)
         return self._checked_group
 
     def step(self):
