@@ -615,3 +615,107 @@ def test_a_module_given_anew_keeps_its_place():
     with pytest.raises(TypeError, match=r"ModuleList: expected an int index \(or, to read, a slice\), got slice"):
         layers[0:1] = [nn.ReLU()]  # registered a child named "range(0, 1)"
     assert list(layers.state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_train_asks_each_child_so_an_overriding_train_is_heard():
+    # PyTorch's Module.train calls child.train(mode); setting every module's flag
+    # directly undid a child's own train() that keeps its batch norm frozen.
+    class FrozenNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+    net = nn.Sequential(nn.Linear(3, 3), FrozenNorm())
+    net.eval()
+    net.train()
+    assert net.training and net[0].training and net[1].training
+    assert not net[1].bn.training
+
+
+def test_a_missing_bias_is_a_registered_none_that_only_a_parameter_may_replace():
+    # As in PyTorch: bias=False (affine=False) registers the name with None, so a plain
+    # tensor assigned to it later is refused instead of silently never trained or saved.
+    for layer, name in ((nn.Linear(2, 3, bias=False), "bias"), (nn.Conv2d(1, 2, 3, bias=False), "bias"),
+                        (nn.BatchNorm1d(3, affine=False), "weight"), (nn.BatchNorm2d(3, affine=False), "bias")):
+        with pytest.raises(TypeError, match=f"cannot assign a Tensor as parameter '{name}'.*nn.Parameter"):
+            setattr(layer, name, mg.zeros(3))
+        setattr(layer, name, nn.Parameter(np.zeros(3, np.float32)))
+        assert name in dict(layer.named_parameters())
+
+
+def test_repr_shows_settings_and_children_as_pytorch_does():
+    assert repr(nn.Dropout(0.3)) == "Dropout(p=0.3)"
+    assert repr(nn.AvgPool2d(4)) == "AvgPool2d(kernel_size=4, stride=4)"
+    assert repr(nn.Flatten(2)) == "Flatten(start_dim=2, end_dim=-1)"
+    assert repr(nn.BatchNorm1d(3, affine=False)) == (
+        "BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=False, bias=False, track_running_stats=True)")
+    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2, mode='nearest')"
+
+    class Scaled(nn.Module):  # settings of its own and a child: both shown (the settings were dropped)
+        def __init__(self):
+            super().__init__()
+            self.scale = 3
+            self.lin = nn.Linear(2, 2)
+
+        def extra_repr(self):
+            return f"scale={self.scale}"
+
+    assert repr(Scaled()) == "Scaled(\n  scale=3\n  (lin): Linear(in_features=2, out_features=2, bias=True)\n)"
+    assert repr(nn.Sequential()) == "Sequential()"
+    torch = pytest.importorskip("torch")
+    for ours, theirs in ((nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.2), nn.BatchNorm1d(3)),
+                          torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.LeakyReLU(0.2), torch.nn.BatchNorm1d(3))),
+                         (nn.Flatten(), torch.nn.Flatten())):
+        assert repr(ours) == repr(theirs)
+
+
+def test_load_state_dict_reads_only_its_own_entries_and_names_a_bad_one():
+    net = small_net()
+    ragged = [np.zeros(2), np.zeros(3)]  # not an array at all
+    skipped = net.load_state_dict({**net.state_dict(), "extra": ragged}, strict=False)
+    assert skipped.unexpected_keys == ["extra"]
+    with pytest.raises(RuntimeError, match=r"0\.bias: not an array"):
+        net.load_state_dict({**net.state_dict(), "0.bias": ragged})
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda w: nn.init.normal_(w, 0.0, float("nan")), r"nn.init.normal_: std must be 0 or more, got nan"),
+    (lambda w: nn.init.normal_(w, 0.0, -1.0), r"nn.init.normal_: std must be 0 or more, got -1.0"),
+    (lambda w: nn.init.uniform_(w, 1.0, 0.0), r"nn.init.uniform_: expected a <= b .*got a=1.0, b=0.0"),
+])
+def test_init_refuses_bad_arguments_by_name(call, words):
+    w = nn.Linear(2, 2).weight
+    before = w.numpy()
+    with pytest.raises(ValueError, match=words):
+        call(w)
+    np.testing.assert_array_equal(w.numpy(), before)
+    with pytest.raises(TypeError, match="nn.init.normal_: std must be a number"):
+        nn.init.normal_(w, 0.0, "1")
+
+
+def test_batch_norm_1d_over_n_c_l_and_without_running_statistics_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).standard_normal((4, 3, 5)).astype(np.float32)
+    for kwargs in ({}, {"track_running_stats": False}, {"affine": False}):
+        ours, theirs = nn.BatchNorm1d(3, **kwargs), torch.nn.BatchNorm1d(3, **kwargs)
+        assert repr(ours) == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        for mode in (True, False):  # without running statistics, eval mode uses the batch's too
+            ours.train(mode), theirs.train(mode)
+            xt = torch.tensor(x, requires_grad=True)
+            xm = mg.tensor(x, requires_grad=True)
+            g = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+            ym, yt = ours(xm), theirs(xt)
+            (ym * mg.tensor(g)).sum().backward()
+            (yt * torch.tensor(g)).sum().backward()
+            np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), atol=1e-5)
+            np.testing.assert_allclose(xm.grad, xt.grad.numpy(), atol=1e-5)
+        for name, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3\) or \(N, 3, L\), got \(4, 3, 5, 1\)"):
+        nn.BatchNorm1d(3)(mg.tensor(x[..., None]))

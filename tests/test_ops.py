@@ -647,7 +647,7 @@ def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():
     # nn.Upsample takes them in the same order: Upsample(6) is the size, as in PyTorch.
     np.testing.assert_array_equal(nn.Upsample(6)(x).numpy(), want)
     np.testing.assert_array_equal(nn.Upsample(scale_factor=3)(x).numpy(), want)
-    assert repr(nn.Upsample(6)) == "Upsample(size=6)"
+    assert repr(nn.Upsample(6)) == "Upsample(size=6, mode='nearest')"
     with pytest.raises(ValueError, match="Upsample: give exactly one of size and scale_factor"):
         nn.Upsample()
 

@@ -28,11 +28,17 @@ def _fill(tensor, values):
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _check_tensor(tensor, "normal_")
+    mean, std = check_number(mean, "mean", "nn.init.normal_"), check_number(std, "std", "nn.init.normal_")
+    if not std >= 0:  # (NaN fails too, as in PyTorch)
+        raise ValueError(f"nn.init.normal_: std must be 0 or more, got {std}")
     return _fill(tensor, (generator or default_generator()).normal(mean, std, tensor.shape))
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _check_tensor(tensor, "uniform_")
+    a, b = check_number(a, "a", "nn.init.uniform_"), check_number(b, "b", "nn.init.uniform_")
+    if not a <= b:
+        raise ValueError(f"nn.init.uniform_: expected a <= b (values drawn from [a, b)), got a={a}, b={b}")
     return _fill(tensor, (generator or default_generator()).uniform(a, b, tensor.shape))
 
 

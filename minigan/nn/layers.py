@@ -28,9 +28,10 @@ def _check_sizes(layer, **sizes):
             raise ValueError(f"{layer}: {name} must be an int of at least 1, got {value!r:.40}")
 
 
-def _check_input(layer, x, ndim, axis, size, layout):
-    """Raise a clear error naming the layer when x is not (.., size at axis, ..)."""
-    if x.ndim != ndim or x.shape[axis] != size:
+def _check_input(layer, x, ndims, axis, size, layout):
+    """Raise a clear error naming the layer when x is not (.., size at axis, ..) with
+    a number of dimensions in ``ndims``."""
+    if x.ndim not in ndims or x.shape[axis] != size:
         raise ValueError(f"{layer!r}: expected input of shape {layout}, got {tuple(x.shape)}")
 
 
@@ -40,11 +41,11 @@ class Linear(Module):
         _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = _param(out_features, in_features)  # PyTorch's layout: (out, in)
-        self.bias = _param(out_features) if bias else None
+        self.register_parameter("bias", _param(out_features) if bias else None)
         init.default_uniform_(self.weight, self.bias, in_features)
 
     def forward(self, x):
-        _check_input(self, x, 2, 1, self.in_features, f"(N, {self.in_features})")
+        _check_input(self, x, (2,), 1, self.in_features, f"(N, {self.in_features})")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -65,7 +66,7 @@ class _ConvNd(Module):
         check_dense(dilation, groups, name)
         channels = (in_channels, out_channels) if self.transposed else (out_channels, in_channels)
         self.weight = _param(*channels, *self.kernel_size)
-        self.bias = _param(out_channels) if bias else None
+        self.register_parameter("bias", _param(out_channels) if bias else None)
         init.default_uniform_(self.weight, self.bias, math.prod(self.weight.shape[1:]))  # fan-in from dim 1, as PyTorch
 
     def extra_repr(self):  # PyTorch's: padding and output_padding only when not 0
@@ -82,7 +83,7 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
 
     def forward(self, x):
-        _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
+        _check_input(self, x, (4,), 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
@@ -96,50 +97,55 @@ class ConvTranspose2d(_ConvNd):
         check_output_padding(self.output_padding, self.stride, "ConvTranspose2d")
 
     def forward(self, x):
-        _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
+        _check_input(self, x, (4,), 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
 
 
 class _BatchNorm(Module):
-    ndim = None  # the input's number of dimensions
+    ndims, layout = (), ""  # the input's numbers of dimensions, and its layout for an error message
     _optional_buffers = ("num_batches_tracked",)  # see Module._optional_buffers
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
         name = type(self).__name__
         _check_sizes(name, num_features=num_features)
         momentum, eps = check_momentum_and_eps(momentum, eps, name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-        self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-        # The training-mode forward passes so far, as PyTorch counts them (its momentum=None
-        # averages with it; here it is only counted). A state dict saved before it existed
-        # loads, leaving it as it is (see Module.load_state_dict).
-        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.register_parameter("weight", Parameter(np.ones(num_features, np.float32)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features, np.float32)) if affine else None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            # The training-mode forward passes so far, as PyTorch counts them (its momentum=None
+            # averages with it; here it is only counted). A state dict saved before it existed
+            # loads, leaving it as it is (see Module.load_state_dict).
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
+        else:  # no running statistics: the batch's own, in eval mode too (as in PyTorch)
+            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(buffer, None)
 
     def forward(self, x):
-        layout = "(N, C)" if self.ndim == 2 else "(N, C, H, W)"
-        _check_input(self, x, self.ndim, 1, self.num_features, layout.replace("C", str(self.num_features)))
+        _check_input(self, x, self.ndims, 1, self.num_features, self.layout.replace("C", str(self.num_features)))
         y = F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
-            training=self.training, momentum=self.momentum, eps=self.eps,
+            training=self.training or not self.track_running_stats, momentum=self.momentum, eps=self.eps,
         )
-        if self.training:
+        if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
         return y
 
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+    def extra_repr(self):  # PyTorch's
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
-    ndim = 2
+    ndims, layout = (2, 3), "(N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
-    ndim = 4
+    ndims, layout = (4,), "(N, C, H, W)"
 
 
 class _Activation(Module):
@@ -181,6 +187,9 @@ class Flatten(Module):
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
 
 class Unflatten(Module):
     """Split dimension ``dim`` into ``unflattened_size``, e.g. (N, 6272) -> (N, 128, 7, 7)."""
@@ -211,6 +220,9 @@ class AvgPool2d(Module):
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride)
 
+    def extra_repr(self):  # (stride None is the kernel's size, as PyTorch prints it)
+        return f"kernel_size={self.kernel_size}, stride={self.kernel_size if self.stride is None else self.stride}"
+
 
 class Upsample(Module):
     """PyTorch's argument order: ``Upsample(size)`` or ``Upsample(scale_factor=2)``."""
@@ -231,7 +243,8 @@ class Upsample(Module):
         return F.interpolate(x, self.size, self.scale_factor)
 
     def extra_repr(self):
-        return f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        size = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{size}, mode='nearest'"
 
 
 class Dropout(Module):
@@ -241,6 +254,9 @@ class Dropout(Module):
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class _Container(Module):

@@ -214,8 +214,11 @@ class Module:
     def train(self, mode=True):
         if not isinstance(mode, bool):  # train("eval") would be training mode: a non-empty string is true
             raise ValueError(f"train(mode): mode must be True or False, got {mode!r} (for eval mode call .eval())")
-        for m in self.modules():
-            object.__setattr__(m, "training", mode)
+        # PyTorch's way: set this module's flag, then ask each child, so that a module
+        # whose own train() does more (e.g. keeps a frozen batch norm in eval mode) is heard.
+        object.__setattr__(self, "training", mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self):
@@ -262,28 +265,40 @@ class Module:
             problems.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {', '.join(unexpected)}")
-        state_dict = {k: _array(v) for k, v in state_dict.items()}
-        for name, value in state_dict.items():
-            if name in own and tuple(value.shape) != own[name].shape:
+        values = {}  # the entries to load, as arrays (an unexpected one is not even read)
+        for name in own:
+            if name not in state_dict:
+                continue
+            try:
+                value = values[name] = _array(state_dict[name])
+            except (TypeError, ValueError) as e:  # e.g. a ragged list
+                problems.append(f"{name}: not an array ({e})")
+                continue
+            if tuple(value.shape) != own[name].shape:
                 problems.append(f"{name}: shape {tuple(value.shape)} in the state dict, {own[name].shape} in the model")
             # Checked before anything is copied: None became NaN, and a string failed
             # halfway through, with the entries before it loaded already.
-            elif name in own and value.dtype.kind not in backend.NUMERIC_KINDS:
+            elif value.dtype.kind not in backend.NUMERIC_KINDS:
                 problems.append(f"{name}: values of dtype {value.dtype} in the state dict, numbers ({own[name].dtype}) in the model")
         if problems:
             raise RuntimeError(f"load_state_dict for {type(self).__name__} failed: " + "; ".join(problems))
-        for name, value in state_dict.items():
-            if name in own:
-                target = own[name]
-                xp = backend.get_xp(target.data)
-                target.data[...] = xp.asarray(backend.to_device(value, target.device), dtype=target.dtype)
-                target.changed_in_place()
+        for name, value in values.items():
+            target = own[name]
+            xp = backend.get_xp(target.data)
+            target.data[...] = xp.asarray(backend.to_device(value, target.device), dtype=target.dtype)
+            target.changed_in_place()
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self):
         return ""
 
     def __repr__(self):
-        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
-        body = "\n" + "\n".join(lines) + "\n" if lines else self.extra_repr()
+        """PyTorch's layout: the settings (extra_repr) on one line when there is nothing
+        else, else each on a line of its own followed by the children, indented."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        lines = extra + [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(lines) == 1 and not self._modules:
+            body = lines[0]
+        else:
+            body = "".join(f"\n  {line}" for line in lines) + "\n" if lines else ""
         return f"{type(self).__name__}({body})"

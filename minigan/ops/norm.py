@@ -1,6 +1,7 @@
-"""Batch normalisation over (N, C) or (N, C, H, W), on fused kernels in training mode.
+"""Batch normalisation over (N, C), (N, C, L) or (N, C, H, W), on fused kernels in
+training mode.
 
-Per channel c, over the M = N·H·W values of the batch:
+Per channel c, over the M = N·H·W (or N·L, or N) values of the batch:
     mean = Σx / M,  var = Σ(x - mean)² / M (biased),  x̂ = (x - mean)/√(var + eps)
     y = γ·x̂ + β
 Backward, in closed form (the kernels compute it in two passes: the per-channel
@@ -76,14 +77,21 @@ def check_momentum_and_eps(momentum, eps, who):
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """PyTorch's ``F.batch_norm``: batch statistics in training mode (updating the
     running statistics in place), the running statistics in eval mode."""
-    if input.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    if input.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, "
+                         f"got shape {input.shape}")
     if input.dtype.kind != "f":  # the kernel would normalise integers to integers: all 0s
         raise TypeError(f"batch_norm: expected a floating-point input, got dtype {input.dtype}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and t.shape != (c,):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):  # (a NumPy array's .data is a memoryview)
+            raise TypeError(f"batch_norm: {name} must be a Tensor or None, got a {type(t).__name__}")
+        if t.shape != (c,):
             raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({c},) for input of shape {input.shape}")
+        if t.dtype != input.dtype:  # (the running statistics would silently take the input's dtype)
+            raise TypeError(f"batch_norm: {name} has dtype {t.dtype}, the input {input.dtype}; give them one dtype")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: eval mode (training=False) normalises with running_mean and running_var, "
                          "but one of them is None: pass both, or training=True for the batch's statistics")
