@@ -25,6 +25,9 @@ def flatten(tree, prefix=""):
     """{"G": {"0.weight": a}} -> {"G/0.weight": a}: nested dicts of arrays to flat keys."""
     flat = {}
     for key, value in tree.items():
+        if "/" in key:  # unflatten would split it into two levels
+            raise ValueError(f"cannot save {prefix + key!r} in a checkpoint: '/' separates its levels; "
+                             "rename it (e.g. a module added with add_module) without '/'")
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flatten(value, name + "/"))
@@ -62,6 +65,8 @@ def savez_atomic(path, arrays, durable=True):
     also flushes the data and the rename to disk (a checkpoint must survive a power
     cut; a cache that can be rebuilt need not)."""
     path = os.fspath(path)
+    if os.path.isdir(path):  # the rename would fail naming the temporary file
+        raise IsADirectoryError(f"cannot write {path!r}: it is a folder; give a file name, e.g. {os.path.join(path, 'checkpoint.npz')!r}")
     folder = os.path.dirname(os.path.abspath(path))
     # A new name opened exclusively and in binary mode, as tempfile.mkstemp does, but with
     # the mode of any new file (0666 less the umask): mkstemp's 0600 would stay on the

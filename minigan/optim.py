@@ -77,10 +77,15 @@ class Optimizer:
         group = self._group()
         for i, (p, state) in enumerate(zip(self.param_groups[0]["params"], self.state)):
             if p.grad is not None:
-                if getattr(p.grad, "shape", None) != p.shape:  # SGD would broadcast it, Adam's kernel read past it
+                if type(p.grad) is not type(p.data):  # a Tensor: SGD's `p -= ...` would make a new one, the weights unchanged
+                    raise TypeError(
+                        f"{type(self).__name__}.step: parameter {i}'s .grad is a {type(p.grad).__name__}; it must be "
+                        f"a raw array like its .data ({type(p.data).__name__}), as backward leaves it (t.grad = g.data)"
+                    )
+                if p.grad.shape != p.shape:  # SGD would broadcast it, Adam's kernel read past it
                     raise ValueError(
                         f"{type(self).__name__}.step: parameter {i} (shape {p.shape}) has a .grad of shape "
-                        f"{getattr(p.grad, 'shape', type(p.grad).__name__)}; a gradient has its parameter's shape"
+                        f"{p.grad.shape}; a gradient has its parameter's shape"
                     )
                 self._update(p.data, p.grad, state, group)
                 p.changed_in_place()

@@ -40,6 +40,16 @@ def test_overwrite_leaves_no_temporary_file(tmp_path):
     assert load_checkpoint(path)[1] == {"step": 2}
 
 
+def test_a_name_with_a_slash_or_a_folder_for_a_path_is_refused_clearly(tmp_path):
+    # '/' separates a checkpoint's levels: "enc/dec.weight" came back as {"enc": {"dec.weight": ...}}.
+    with pytest.raises(ValueError, match=r"cannot save 'G/enc/dec.weight'.*'/' separates its levels"):
+        save_checkpoint(tmp_path / "c.npz", {"G": {"enc/dec.weight": np.zeros(2)}}, {})
+    # A folder as the path: the error named the temporary file the rename came from.
+    with pytest.raises(IsADirectoryError, match=f"cannot write {re.escape(repr(str(tmp_path)))}: it is a folder"):
+        save_checkpoint(tmp_path, _arrays(1.0), {})
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
     """0666 less the umask, as np.savez gives (the temporary file must not keep it private)."""
     umask = os.umask(0o022)

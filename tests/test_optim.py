@@ -320,3 +320,15 @@ def test_a_learning_rate_changed_after_steps_is_checked_at_the_next_step():
     opt.param_groups[0]["lr"] = float("nan")  # (each step reuses the check of the group until it changes)
     with pytest.raises(ValueError, match="Adam: lr must be 0 or more and finite, got nan"):
         opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.Adam(ps, lr=0.1)])
+def test_a_tensor_in_grad_is_refused_not_ignored(make):
+    # PyTorch's .grad is a tensor; here it is a raw array. SGD's `p -= lr * g` with a
+    # Tensor g made a new tensor and left the weights as they were; Adam's kernel
+    # failed on the Tensor's missing astype.
+    p = Parameter(P0.copy())
+    p.grad = mg.tensor(GRADS[0])
+    with pytest.raises(TypeError, match=r"parameter 0's .grad is a Tensor; it must be a raw array like its .data"):
+        make([p]).step()
+    np.testing.assert_array_equal(p.data, P0)
