@@ -261,11 +261,14 @@ def _changed_input_error(fn):
     )
 
 
-def _root_gradient(root, gradient):
+def _root_gradient(root, gradient, caller="backward() on a tensor", argument="a gradient argument"):
+    """The gradient that starts a backward pass from ``root``: ``gradient`` checked and
+    made a tensor like root, or 1 for a scalar root. (The error for a missing one
+    names the caller and its argument.)"""
     if gradient is None:
         if root.data.size != 1:
             raise RuntimeError(
-                f"backward() on a tensor of shape {root.shape} needs a gradient argument: "
+                f"{caller} of shape {root.shape} needs {argument}: "
                 "an implicit gradient exists only for scalar outputs (reduce with .sum() or "
                 ".mean() first, or pass a tensor of the same shape)"
             )
@@ -321,7 +324,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for t in outputs:
         if not t.requires_grad:
             raise RuntimeError("grad(): an output does not require grad, so it has no gradient")
-    root_grads = [_root_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    root_grads = [_root_gradient(o, g, "grad() of an output", f"grad_outputs[{i}]")
+                  for i, (o, g) in enumerate(zip(outputs, grad_outputs))]
     retain = create_graph if retain_graph is None else retain_graph
     found = _run_backward(outputs, root_grads, inputs, retain, create_graph)
     result = []

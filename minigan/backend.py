@@ -109,6 +109,10 @@ def numeric_dtype(value, who=""):
     before any cast: a TypeError if its values are not numbers (cast to float, None
     would become NaN and a string the number it spells). ``who`` starts the message."""
     dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if not isinstance(dtype, np.dtype):  # e.g. a PyTorch tensor, whose dtype is PyTorch's own
+        kind = type(value)
+        raise TypeError(f"{who}expected a number, a list of numbers or a NumPy (or CuPy) array, got a "
+                        f"{kind.__module__}.{kind.__qualname__}; for a PyTorch tensor t, pass t.detach().numpy()")
     if dtype.kind not in NUMERIC_KINDS:
         raise TypeError(f"{who}expected a number, a list of numbers or an array of them (bool, integer or "
                         f"floating point), got {value!r:.60} (a {type(value).__name__})")

@@ -18,9 +18,8 @@ class Tensor:
     __array_priority__ = 1000  # so `ndarray * tensor` calls Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, grad_fn=None):
-        if not hasattr(data, "dtype"):  # mg.Tensor([1, 2]), as torch.Tensor: float32 (mg.tensor infers the dtype)
-            backend.numeric_dtype(data, "Tensor(): ")  # None would be NaN
-            data = np.asarray(data, dtype=np.float32)
+        if type(data) is not np.ndarray:  # (what the ops make, told apart in one comparison)
+            data = _array_of(data, requires_grad)
         self.data = data
         self.requires_grad = requires_grad
         self.grad = None
@@ -95,7 +94,8 @@ class Tensor:
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self.grad_fn is not None:
             extra = f", grad_fn={type(self.grad_fn).__name__}"
-        body = np.array2string(self.numpy(), separator=", ", threshold=20, precision=4)
+        # (prefix: the rows after the first line up under it, as in PyTorch's repr)
+        body = np.array2string(self.numpy(), separator=", ", threshold=20, precision=4, prefix="tensor(")
         dev = "" if self.device == "cpu" else ", device='cuda'"
         return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
 
@@ -103,6 +103,12 @@ class Tensor:
     def numpy(self):
         """A NumPy copy of the data (from any device)."""
         return backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(t), and what calls it (plt.plot(t)): t.numpy(), in ``dtype`` if
+        given. (Without it NumPy made an array of objects, one 0-d tensor each.)"""
+        values = self.numpy()
+        return values if dtype is None else values.astype(dtype, copy=False)
 
     def item(self):
         if self.data.size != 1:
@@ -182,6 +188,19 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
         dtype = np.float32 if given.kind == "f" else given
     array = xp.array(backend.to_device(data, device) if hasattr(data, "dtype") else data, dtype=dtype)
     return _leaf(array, requires_grad, "mg.tensor()")
+
+
+def _array_of(data, requires_grad):
+    """The array a Tensor holds, from what it was given besides a NumPy array: a CuPy
+    array as it is; a NumPy scalar (e.g. an array's sum) as a 0-d array; numbers and
+    lists as float32, as torch.Tensor makes them (mg.tensor infers the dtype)."""
+    if not isinstance(requires_grad, bool):  # Tensor(2, 3) was 2, with requires_grad=3
+        raise TypeError(f"Tensor(): requires_grad must be True or False, got {requires_grad!r:.40} (Tensor takes "
+                        "values; for a tensor of a given shape, as torch.Tensor(2, 3) makes, use mg.zeros(2, 3))")
+    backend.numeric_dtype(data, "Tensor(): ")  # None would be NaN
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    return data if hasattr(data, "dtype") else np.asarray(data, dtype=np.float32)
 
 
 def check_requires_grad(value, who):

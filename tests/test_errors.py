@@ -4,6 +4,7 @@ test_checkpoint.py; the command line, data folders and flags: test_example_cli.p
 
 import re
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -744,3 +745,95 @@ def test_to_a_dtype():
     with raises(TypeError, "to(): expected a device ('cpu', 'cuda' or 'auto'), got 'float64'; for another dtype "
                            "make a new tensor, e.g. mg.tensor(x, dtype='float64')"):
         t(2).to("float64")  # said "unknown device"
+
+
+def test_binary_cross_entropy_of_targets_that_are_not_in_0_1():
+    # A target of 3 gave a negative "loss", silently; PyTorch refuses it too.
+    with raises(ValueError, "binary_cross_entropy: target must be in [0, 1], got values from -1.0 to 3.0"):
+        F.binary_cross_entropy(mg.tensor([0.9, 0.2, 0.5]), mg.tensor([3.0, -1.0, 1.0]))
+
+
+def test_binary_cross_entropy_target_gradient_at_0_and_1_is_clamped_without_a_warning():
+    p, target = mg.tensor([0.0, 1.0, 0.3]), mg.tensor([1.0, 0.0, 0.5], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) in the backward warned "divide by zero"
+        F.binary_cross_entropy(p, target, reduction="sum").backward()
+    np.testing.assert_allclose(target.grad, [100.0, -100.0, np.log(0.7) - np.log(0.3)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["running_mean", "running_var", "weight", "bias"])
+def test_batch_norm_arguments_must_be_tensors_of_the_input_dtype(name):
+    args = {"running_mean": t(3), "running_var": t(3), "weight": t(3), "bias": t(3)}
+    for training in (True, False):
+        with raises(TypeError, f"batch_norm: {name} must be a Tensor or None, got a ndarray"):
+            F.batch_norm(t(4, 3), **{**args, name: np.ones(3, np.float32)}, training=training)
+        # float64 statistics for a float32 input: training wrote float64 into them, eval named Mul
+        with raises(TypeError, f"batch_norm: {name} has dtype float64, the input float32; give them one dtype"):
+            F.batch_norm(t(4, 3), **{**args, name: t(3, dtype=np.float64)}, training=training)
+
+
+def test_dropout_takes_its_generator_by_name_only():
+    # PyTorch's fourth argument is inplace: F.dropout(x, 0.5, True, False) was taken as generator=False.
+    with pytest.raises(TypeError, match="positional argument"):
+        F.dropout(t(2, 3), 0.5, True, False)
+
+
+def test_log_softmax_and_cross_entropy_name_what_is_wrong_with_their_input():
+    with raises(TypeError, "log_softmax: expected floating-point logits, got dtype int64"):
+        F.log_softmax(mg.tensor(np.arange(6).reshape(2, 3)), 1)  # named Sub, an op not written there
+    torch = pytest.importorskip("torch")
+    with raises(TypeError, "cross_entropy: labels: expected a number, a list of numbers or a NumPy (or CuPy) "
+                           "array, got a torch.Tensor; for a PyTorch tensor t, pass t.detach().numpy()"):
+        F.cross_entropy(t(2, 3), torch.tensor([0, 1]))  # an AttributeError on torch.dtype.kind
+    with raises(TypeError, "mg.tensor(): expected a number, a list of numbers or a NumPy (or CuPy) array, "
+                           "got a torch.Tensor"):
+        mg.tensor(torch.ones(2))
+
+
+def test_an_in_place_operator_on_a_view_made_outside_a_graph_is_refused():
+    # base[0] under no graph is a leaf; `row += w` made a new tensor and base kept its zeros.
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    base = mg.zeros(2, 2)
+    row = base[0]
+    with raises(RuntimeError, "in-place += on a view in a graph: minigan would make it anew"):
+        row += w
+    total = mg.zeros(2)  # a tensor of its own is made anew, as before
+    total += w
+    assert total.grad_fn is not None and base.numpy().sum() == 0
+
+
+def test_tensor_constructor_takes_values_not_a_shape():
+    with raises(TypeError, "Tensor(): requires_grad must be True or False, got 3 (Tensor takes values; for a "
+                           "tensor of a given shape, as torch.Tensor(2, 3) makes, use mg.zeros(2, 3))"):
+        Tensor(2, 3)  # was the 0-d tensor 2 with requires_grad=3
+    # A NumPy scalar (an array's sum) becomes a 0-d array: its ops said "expected all
+    # tensors on one device, got cpu and cpu".
+    s = Tensor(np.float32(2.0))
+    assert type(s.data) is np.ndarray and (s * 3).item() == 6.0
+
+
+def test_numpy_takes_a_tensors_values_and_matmul_names_what_is_not_a_tensor():
+    x = mg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    a = np.array(x)  # was an array of objects, one 0-d tensor each
+    assert a.dtype == np.float32 and a.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert np.asarray(x, dtype=np.float64).dtype == np.float64
+    assert repr(x) == "tensor([[1., 2.],\n        [3., 4.]], dtype=float32)"  # rows lined up, as in PyTorch
+    with raises(TypeError, "MatMul: input 1 is a list, expected a Tensor"):
+        x.matmul([[1.0], [1.0]])  # an AttributeError on list.ndim
+
+
+def test_grad_names_its_own_argument_for_a_missing_output_gradient():
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with raises(RuntimeError, "grad() of an output of shape (3,) needs grad_outputs[0]: an implicit gradient"):
+        mg.grad(x * 2, x)  # it spoke of backward() and its gradient argument
+
+
+def test_a_mask_of_another_shape_is_named_as_the_problem():
+    x = mg.tensor([[1.0, -2.0], [-3.0, 4.0]])
+    with raises(IndexError, "x[mask] = value takes a bool tensor of x's shape (2, 2) as the mask, got a Tensor "
+                            "of shape (2,)"):
+        x[x[:, 0] < 0] = 0  # "tensor indexing supports ints, slices, None and ... ; got Tensor"
+    with raises(IndexError, "got a ndarray of shape (2, 2)"):
+        x[x.numpy() < 0] = 0
+    x[x < 0] = 0
+    assert x.numpy().tolist() == [[1.0, 0.0], [0.0, 4.0]]

@@ -53,9 +53,12 @@ def _in_place(op, symbol):
                     f"in-place {symbol} on a leaf tensor that requires grad (shape {self.shape}), e.g. a "
                     f"weight: change weights under `with mg.no_grad():`, or write x = x {symbol[:-1]} y for a new tensor"
                 )
-            if self.grad_fn is not None and self.grad_fn.returns_view:  # the tensor it views would not change
+            # A view (the tensor it views would not change): one made in the graph, or a
+            # leaf whose array views another's (e.g. made by indexing under no_grad).
+            if self.grad_fn is not None and self.grad_fn.returns_view or self.grad_fn is None and self.data.base is not None:
+                of = f" (of {type(self.grad_fn).__name__})" if self.grad_fn is not None else ""
                 raise RuntimeError(
-                    f"in-place {symbol} on a view (of {type(self.grad_fn).__name__}) in a graph: minigan would make "
+                    f"in-place {symbol} on a view{of} in a graph: minigan would make "
                     f"it anew, and the tensor it views would keep its old values (in PyTorch both change); write "
                     f"x = x {symbol[:-1]} y for a new tensor"
                 )

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, _not_a_tensor_error
+from ..tensor import Tensor
 from .reduce import unbroadcast
 
 
@@ -40,6 +41,9 @@ class Linear(Function):
 
 
 def matmul(a, b):
+    for t in (a, b):  # (the checks below read .ndim, which a list or a number lacks)
+        if not isinstance(t, Tensor):
+            _not_a_tensor_error(MatMul, (a, b), t)
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs tensors with at least 2 dimensions, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2]:

@@ -5,7 +5,7 @@ minigan does not take."""
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_xp, is_int
+from ..backend import get_xp, is_int, numeric_dtype
 from ..tensor import Tensor
 from .unary import clamp, log, sigmoid
 
@@ -65,7 +65,8 @@ class BCE(Function):
         p, t = self.inputs
         # dℓ/dp = -t/p + (1 - t)/(1 - p) = (p - t) / (p·(1 - p));  dℓ/dt = log(1 - p) - log p
         gp = g * (p - t) / clamp(p * (1 - p), min=1e-12) if self.needs_grad(0) else None
-        gt = g * (clamp(log(1 - p), min=-100.0) - clamp(log(p), min=-100.0)) if self.needs_grad(1) else None
+        with np.errstate(divide="ignore"):  # log 0 = -inf, clamped as in the forward
+            gt = g * (clamp(log(1 - p), min=-100.0) - clamp(log(p), min=-100.0)) if self.needs_grad(1) else None
         return gp, gt
 
 
@@ -79,6 +80,10 @@ def binary_cross_entropy(input, target, *, reduction="mean"):
             f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {float(x.min())} "
             f"to {float(x.max())}; for logits (before the sigmoid) use binary_cross_entropy_with_logits"
         )
+    t = target.data
+    if not bool(((t >= 0) & (t <= 1)).all()):  # a target of 3 gave a negative "loss"
+        raise ValueError(f"binary_cross_entropy: target must be in [0, 1], got values from {float(t.min())} "
+                         f"to {float(t.max())}")
     return _reduce(BCE.apply(input, target), reduction)
 
 
@@ -100,6 +105,8 @@ def log_softmax(input, dim):
         raise TypeError(f"log_softmax: dim must be an int, got {dim!r:.40} (a {type(dim).__name__})")
     if not -input.ndim <= dim < input.ndim:
         raise ValueError(f"log_softmax: dim {dim} is out of range for a tensor of shape {input.shape}")
+    if input.dtype.kind != "f":  # (the shift below would fail naming Sub, an op not written here)
+        raise TypeError(f"log_softmax: expected floating-point logits, got dtype {input.dtype}")
     xp = get_xp(input.data)
     shifted = input - Tensor(xp.max(input.data, axis=dim, keepdims=True))
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
@@ -109,6 +116,7 @@ def _class_labels(name, labels, num_classes, like):
     """(N,) integer labels (an array, a list or a tensor), checked to lie in
     0..num_classes - 1, as an array on ``like``'s device."""
     labels = labels.data if isinstance(labels, Tensor) else labels
+    numeric_dtype(labels, f"{name}: labels: ")  # (a PyTorch tensor's dtype is not NumPy's)
     labels = labels if hasattr(labels, "ndim") else np.asarray(labels)
     # Checked where the labels are, before they go to like's device: NumPy labels on
     # the host; labels on a GPU in one reduction (reading its result waits for the GPU).

@@ -57,9 +57,10 @@ def check_dropout_p(p, who):
     return p
 
 
-def dropout(input, p=0.5, training=True, generator=None):
+def dropout(input, p=0.5, training=True, *, generator=None):
     """Zero each element with probability p and scale the rest by 1/(1 - p), so the
-    expected value is unchanged (inverted dropout). Identity when not training."""
+    expected value is unchanged (inverted dropout). Identity when not training.
+    (``generator`` by name only: PyTorch's fourth argument is ``inplace``.)"""
     p = check_dropout_p(p, "dropout")
     if not training or p == 0:
         return input

@@ -170,7 +170,10 @@ def setitem(x, index, value):
             "read the values it overwrites; make a new tensor with ops instead (mg.cat, or "
             "x * mask + value * (1 - mask)), or write under `with mg.no_grad():`"
         )
-    if isinstance(index, Tensor) and index.dtype == bool and index.shape == x.shape:
+    if getattr(index, "dtype", None) == bool:  # a mask, as in x[x < 0] = 0
+        if not isinstance(index, Tensor) or index.shape != x.shape:  # (a row mask x[m] = 0 is PyTorch's only)
+            raise IndexError(f"x[mask] = value takes a bool tensor of x's shape {x.shape} as the mask, "
+                             f"got a {type(index).__name__} of shape {tuple(index.shape)}")
         index = index.data
     else:
         index = _basic_index(index)
