@@ -242,3 +242,16 @@ def test_one_wrong_entry_of_a_gradient_fails(monkeypatch):
     monkeypatch.setattr(Product, "wrong", (0, lambda gx: gx * mg.tensor([1.0, 1.0, 1.0, 1.0, 1.02, 1.0], dtype="float64")))
     with pytest.raises(gc.GradcheckError, match=r"input 0, element \(4,\)"):
         mg.gradcheck(Product.apply, a, b)
+
+
+def test_pytorchs_form_inputs_in_a_tuple_and_a_tuple_of_outputs(broken_tanh):
+    # gradcheck(fn, (x,)) said no input requires grad, gradgradcheck failed deep inside,
+    # and a tuple of outputs failed on tuple.data; both are PyTorch's form.
+    x = mg.tensor(np.array([0.3, -0.7]), requires_grad=True)
+    y = mg.tensor(np.array([0.5, 2.0]), requires_grad=True)
+    assert mg.gradcheck(lambda a, b: (a * b, b.exp()), (x, y))
+    assert mg.gradgradcheck(lambda a, b: (a * b, b.exp()), [x, y])
+    # and a wrong gradient of any one output still fails
+    assert mg.gradcheck(lambda a, b: (a * b, a.tanh()), (x, y), raise_exception=False) is False
+    with pytest.raises(gc.GradcheckError, match=r"input 0, element \(0,\) \(output 2\)"):
+        mg.gradcheck(lambda a, b: (a * b, a.tanh()), (x, y))

@@ -140,8 +140,26 @@ def compare(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     )
 
 
+def _in_one_form(fn, inputs):
+    """fn and its inputs as ``compare`` takes them, from PyTorch's form too: the inputs
+    in one tuple, gradcheck(fn, (x, y)), and an fn returning a tuple of tensors (then
+    checked as one output, their values joined)."""
+    from ..ops import cat
+
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)):
+        inputs = tuple(inputs[0])
+
+    def joined(*args):
+        out = fn(*args)
+        return cat([o.reshape(-1) for o in out]) if isinstance(out, (tuple, list)) else out
+
+    return joined, inputs
+
+
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
-    """True when fn's analytic gradients match finite differences (see module doc)."""
+    """True when fn's analytic gradients match finite differences (see module doc).
+    ``gradcheck(fn, x, y)``, or PyTorch's ``gradcheck(fn, (x, y))``."""
+    fn, inputs = _in_one_form(fn, inputs)
     _, _, failure = compare(fn, *inputs, eps=eps, atol=atol, rtol=rtol)
     if failure and raise_exception:
         raise GradcheckError(f"gradcheck failed: {failure}")
@@ -175,7 +193,7 @@ def second_order_problem(fn, inputs, seed=0):
 
 def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     """gradcheck of the gradient itself (PyTorch's gradgradcheck): checks double backward."""
-    grads_of, args = second_order_problem(fn, inputs)
+    grads_of, args = second_order_problem(*_in_one_form(fn, inputs))
     return gradcheck(grads_of, *args, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
 
 
