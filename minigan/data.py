@@ -303,6 +303,11 @@ class DataLoader:
     loaded into a loader that would serve other batches.
     When an epoch's batches run out, ``epoch`` goes up by one and ``position``
     goes back to 0. Only the newest iterator of a loader may be used.
+
+    Its defaults are a GAN's, not PyTorch's (whose DataLoader neither shuffles nor
+    drops a last partial batch unless asked): batches are shuffled, and every batch
+    is full, as batch norm needs at least 2 samples and a step's size should not
+    depend on where the epoch ends. ``drop_last=False`` serves the rest too.
     """
 
     def __init__(self, arrays, batch_size, shuffle=True, drop_last=True, seed=0):

@@ -74,7 +74,7 @@ class Config:
             raise ConfigError("; ".join(not_numbers))
         problems = []
         minimum_limit = self.batch_size if isinstance(self.batch_size, int) else 2  # (a bad one is named below)
-        if self.model not in models.MODELS:
+        if not isinstance(self.model, str) or self.model not in models.MODELS:  # (a list is no dict key)
             problems.append(f"unknown model {self.model!r} (expected one of: {', '.join(models.MODELS)})")
         for name, minimum, what in (
             ("epochs", 1, "a positive integer"),
@@ -103,7 +103,7 @@ class Config:
                 problems.append(f"{what} must be {' or '.join(map(str, choices))}, got {value}")
             elif value != 2 and self.model != "dcgan":
                 problems.append(f"{what} applies to the dcgan only (the {self.model} has no convolutions)")
-        if self.loss not in losses.LOSSES:
+        if not isinstance(self.loss, str) or self.loss not in losses.LOSSES:
             problems.append(f"unknown loss {self.loss!r} (expected one of: {', '.join(losses.LOSSES)})")
         if self.loss == "wgan-gp" and self.label_smoothing != 1:
             problems.append("label smoothing does not apply to wgan-gp (the critic has no targets): use 1.0")
@@ -113,6 +113,9 @@ class Config:
             problems.append(f"ema decay must be in [0, 1), got {self.ema}")
         if not 0 <= self.gp_weight < math.inf:
             problems.append(f"gp weight must be 0 or more, and finite, got {self.gp_weight}")
+        for name in ("conditional", "metrics"):  # ("no" from a hand-edited checkpoint would count as true)
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, minimum in (("d_steps", 1), ("d_warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:
@@ -302,14 +305,8 @@ class Trainer:
     def load(self, path):
         """Continue from a checkpoint of the same run (the same RUN_FIELDS)."""
         arrays, meta = read_checkpoint(path)
-        for field in RUN_FIELDS:
-            # (a setting newer than the checkpoint counts as its default)
-            theirs, ours = meta["config"].get(field, getattr(Config, field)), getattr(self.config, field)
-            if theirs != ours:
-                raise TrainingError(
-                    f"{path!r} comes from a run with {field}={theirs!r}, but this run has {field}={ours!r}; "
-                    f"a resumed run keeps the checkpoint's {', '.join(RUN_FIELDS)}"
-                )
+        if problem := _changed_run_field(path, meta["config"], self.config):
+            raise TrainingError(problem)
         nets = (("G", self.G), ("D", self.D)) + (() if self.G_ema is None else (("G_ema", self.G_ema),))
         for name, module in nets:
             try:
@@ -452,14 +449,35 @@ def _wrong_meta_types(meta):
             for field, (ok, what) in expected.items() if field in meta and not ok(meta[field])]
 
 
+def _saved(saved_config, field):
+    """A checkpoint's setting (one newer than the checkpoint counts as its default)."""
+    return saved_config.get(field, getattr(Config, field))
+
+
+def _changed_run_field(path, saved_config, config):
+    """The error for the first RUN_FIELDS setting of ``config`` that is not the
+    checkpoint's, or None."""
+    for field in RUN_FIELDS:
+        theirs, ours = _saved(saved_config, field), getattr(config, field)
+        if theirs != ours:
+            return (f"{path!r} comes from a run with {field}={theirs!r}, but this run has {field}={ours!r}; "
+                    f"a resumed run keeps the checkpoint's {', '.join(RUN_FIELDS)}")
+    return None
+
+
 def resumed_config(path, **changes):
     """The configuration a checkpoint's run used, with ``changes`` (say, more epochs)."""
     _, meta = read_checkpoint(path)
     config = dataclasses.replace(Config(**meta["config"]), **changes)
+    # A change the run may not make is named as such, before the checks that it
+    # would otherwise trip (another model: "d depth applies to the dcgan only").
+    if problem := _changed_run_field(path, meta["config"], config):
+        raise ConfigError(problem)
     try:
         return config.validate()
     except ConfigError as e:  # (a hand-edited checkpoint, or a change): say where the settings came from
-        given = f", with {', '.join(sorted(changes))} changed" if changes else ""
+        changed = sorted(k for k, v in changes.items() if v != _saved(meta["config"], k))
+        given = f", with {', '.join(changed)} changed" if changed else ""
         raise ConfigError(f"{e} (the settings of {path!r}{given})") from None
 
 
@@ -597,7 +615,7 @@ def train(config, resume=None, progress=True, max_steps=None):
         pending = []  # (step, statistics) not yet read back from the device
         while trainer.step < total and not stop.requested:
             epoch = trainer.step // steps_per_epoch + 1
-            bar.set_description(f"epoch {epoch}/{config.epochs}")
+            bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)  # (drawn at the next redraw)
             for batch in trainer.loader:  # the rest of this epoch
                 pending.append((trainer.step + 1, trainer.train_step(*batch)))
                 bar.update(1)

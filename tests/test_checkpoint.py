@@ -350,3 +350,25 @@ def test_out_of_range_settings_in_a_checkpoint_are_named_as_its(tmp_path):
     path = str(_edited(tmp_path, lambda arrays, meta: meta["config"].update(lr="x")))
     with pytest.raises(ConfigError, match=r"lr must be a number, got 'x' \(the settings of '.*edited.npz', with epochs changed\)"):
         resumed_config(path, epochs=5)
+
+
+def test_a_resumed_run_that_changes_a_run_setting_is_told_so_first(tmp_path):
+    # Another model was blamed on the depths ("d depth applies to the dcgan only") and
+    # every flag given was listed as changed; now the change itself is named.
+    path = str(_edited(tmp_path, lambda arrays, meta: meta["config"].update(model="dcgan", d_depth=3)))
+    with pytest.raises(ConfigError, match=r"comes from a run with model='dcgan', but this run has model='mlp'"):
+        resumed_config(path, model="mlp", epochs=5)
+    path = str(_edited(tmp_path, lambda arrays, meta: meta["config"].update(lr="x")))
+    with pytest.raises(ConfigError, match=r"\(the settings of '.*edited.npz', with epochs changed\)$"):
+        resumed_config(path, epochs=5, metrics=False)  # metrics=False is the checkpoint's: not a change
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("loss", ["x"], r"unknown loss \['x'\]"),  # a TypeError: a list is no dict key
+    ("model", {"a": 1}, r"unknown model \{'a': 1\}"),
+    ("conditional", "no", r"conditional must be true or false, got 'no'"),  # counted as true
+    ("metrics", 1, r"metrics must be true or false, got 1"),
+])
+def test_settings_of_the_wrong_type_are_named(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        Config(**{field: value}).validate()

@@ -290,8 +290,9 @@ def test_ctrl_c_saves_and_the_example_resumes_bit_identically(tmp_path):
 # --- what a run shows --------------------------------------------------------------------
 def test_the_progress_bar_into_a_log_file_is_not_redrawn_at_every_step(tmp_path, capsys):
     # Not a terminal (pytest captures stderr): the bar is drawn at the start and the end,
-    # not once per batch of statistics (50 steps, read every log_every steps).
-    train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, limit=200, log_every=5)), progress=True)
+    # not once per batch of statistics (48 steps, read every log_every steps), nor once
+    # per epoch (its description, "epoch 3/8", drew it at once).
+    train(Config(model="mlp", out=str(tmp_path), **dict(SMALL, limit=48, epochs=8, log_every=2)), progress=True)
     drawn = capsys.readouterr().err.count("\r")
     assert 1 <= drawn <= 4, drawn
 
