@@ -87,6 +87,15 @@ def memory_order(a):
     return axes if a.transpose(axes).flags.c_contiguous else tuple(range(a.ndim))
 
 
+def check_shapes(who, shape, **arrays):
+    """A ValueError naming the first of ``arrays`` (by argument name) whose shape is not
+    ``shape``: the loops index without bounds checks, and would read or write past
+    the end of a shorter array."""
+    for name, a in arrays.items():
+        if a.shape != shape:
+            raise ValueError(f"{who}: {name} has shape {a.shape}, expected {shape}")
+
+
 def empty(like, shape):
     """An uninitialised array of ``like``'s dtype, on ``like``'s device."""
     return array_module(like).empty(shape, dtype=like.dtype)

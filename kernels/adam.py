@@ -19,7 +19,7 @@ import math
 from numba import cuda, prange, void
 
 from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
-from ._dispatch import contiguous, grid, run
+from ._dispatch import check_shapes, contiguous, grid, run
 
 
 def _adam_value(p, g, m, v, k, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bias2, eps, step_size):
@@ -58,6 +58,7 @@ def _constants(dtype, step, lr, beta1, beta2, eps):
 def adam_update(p, g, m, v, step, lr, beta1, beta2, eps):
     """Step ``step`` of Adam for parameter ``p`` with gradient ``g``: p, m and v
     (arrays of p's shape and dtype) are updated in place."""
+    check_shapes("adam_update", p.shape, g=g, m=m, v=v)
     constants = _constants(p.dtype, step, lr, beta1, beta2, eps)
     # The kernel runs over flat memory; an array that is not one C-ordered
     # block is updated through a contiguous copy (``contiguous`` hands back a

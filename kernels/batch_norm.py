@@ -21,7 +21,7 @@ with the array library.
 from numba import cuda, float64, prange, void
 
 from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
-from ._dispatch import array_module, contiguous, empty, grid, run
+from ._dispatch import array_module, check_shapes, contiguous, empty, grid, run
 
 REDUCE_THREADS = 256  # threads per block for the per-channel sums (a power of two)
 
@@ -213,6 +213,7 @@ def batch_norm_forward(x, gamma, beta, eps):
     and may come out below 0 for a constant channel)."""
     x, gamma, beta = contiguous(x), contiguous(gamma), contiguous(beta)
     N, C, L = x.shape
+    check_shapes("batch_norm_forward", (C,), gamma=gamma, beta=beta)
     # One pass over x: the sums of d = x - x[0, c, 0] and of d², shifted by a value
     # of the channel so that var = E[d²] - E[d]² does not cancel catastrophically.
     shift = x[0, :, 0].astype("float64")
@@ -232,6 +233,8 @@ def batch_norm_backward(gy, x, mean, invstd, gamma):
     gy, x = contiguous(gy), contiguous(x)
     mean, invstd, gamma = contiguous(mean), contiguous(invstd), contiguous(gamma)
     N, C, L = x.shape
+    check_shapes("batch_norm_backward", x.shape, gy=gy)
+    check_shapes("batch_norm_backward", (C,), mean=mean, invstd=invstd, gamma=gamma)
     gbeta64, gy_dx = _channel_sums_of(gy, x, array_module(x).zeros(C), mean.astype("float64"))
     ggamma64 = gy_dx * invstd  # sum of gy * (x - mean) * invstd
     mean_gy, mean_gy_xhat = (s.astype(x.dtype) for s in (gbeta64 / (N * L), ggamma64 / (N * L)))

@@ -82,11 +82,20 @@ def _im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw):
         _im2col_tap_gpu(x, cols, q, k - c, n, oh * sh - ph + i, ow * sw - pw + j, c, c + 1)
 
 
+def _output_size(who, H, W, kh, kw, sh, sw, ph, pw):
+    """(OH, OW), refused where the kernel does not fit in the padded image (with OH and
+    OW both negative, N·OH·OW would pass for a number of rows, never written)."""
+    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{who}: a {kh}×{kw} kernel does not fit in a {H}×{W} image padded by ({ph}, {pw})")
+    return OH, OW
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw):
     """(N, H, W, C) -> cols of shape (N*OH*OW, kh*kw*C); see the module docstring."""
     x = contiguous(x)
     N, H, W, C = x.shape
-    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    OH, OW = _output_size("im2col", H, W, kh, kw, sh, sw, ph, pw)
     cols = empty(x, (N * OH * OW, kh * kw * C))
     run(_im2col_cpu, _im2col_cuda, grid(cols.size), x, cols, kh, kw, sh, sw, ph, pw)
     return cols
@@ -160,7 +169,7 @@ def _col2im_cuda(cols, x, kh, kw, sh, sw, ph, pw):
 
 def col2im(cols, N, H, W, C, kh, kw, sh, sw, ph, pw):
     """The adjoint of ``im2col``: cols (N*OH*OW, kh*kw*C) -> x (N, H, W, C)."""
-    OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    OH, OW = _output_size("col2im", H, W, kh, kw, sh, sw, ph, pw)
     if cols.shape != (N * OH * OW, kh * kw * C):  # the loops would read past its end
         raise ValueError(
             f"col2im: cols has shape {cols.shape}, but an (N, H, W, C) = {(N, H, W, C)} output with a "

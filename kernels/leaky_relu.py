@@ -6,14 +6,15 @@ Both are ``out = g if x > 0 else slope * g``, with g = x (forward) or g = gy
 (backward), so one kernel does both. Arrays are handled flat, in the order
 x lies in memory (g is brought into that order), and the result comes out in
 x's layout, e.g. channels-last for a channels-last x. With slope 0 (ReLU) the
-"else" is an exact 0, as in PyTorch: relu(-inf) is 0, and so is the gradient
-where x <= 0 even when gy is infinite.
+"else" is an exact 0, as in PyTorch's relu: relu(-inf) is 0, and so is the gradient
+where x <= 0 even when gy is infinite. (So leaky_relu with slope 0 is relu here;
+PyTorch's computes 0·x there, NaN at x = -inf.)
 """
 
 from numba import cuda, prange, void
 
 from ._compile import cpu_launcher, cuda_kernel, device_body, host_body
-from ._dispatch import contiguous, empty, grid, memory_order, run
+from ._dispatch import check_shapes, contiguous, empty, grid, memory_order, run
 
 
 def _gate_value(x, g, out, k, slope):
@@ -67,4 +68,5 @@ def leaky_relu_forward(x, negative_slope):
 
 
 def leaky_relu_backward(x, gy, negative_slope):
+    check_shapes("leaky_relu_backward", x.shape, gy=gy)
     return _apply_gate(x, gy, negative_slope)

@@ -837,3 +837,22 @@ def test_a_mask_of_another_shape_is_named_as_the_problem():
         x[x.numpy() < 0] = 0
     x[x < 0] = 0
     assert x.numpy().tolist() == [[1.0, 0.0], [0.0, 4.0]]
+
+
+def test_conv2d_weight_checks_its_shapes_as_conv2d_does():
+    x = t(1, 1, 4, 4)
+    # a grad_output of another shape gave a "gradient" silently; a kernel larger than
+    # the input, uninitialised memory; other channels, a reshape error
+    with raises(ValueError, "conv2d_weight: grad_output has shape (1, 1, 1, 4), expected conv2d's output shape "
+                            "(1, 1, 2, 2) for input (1, 1, 4, 4) and weight (1, 1, 3, 3)"):
+        mg.ops.conv2d_weight(x, t(1, 1, 1, 4), (1, 1, 3, 3))
+    with raises(ValueError, "conv2d_weight: kernel size 4 is larger than the padded input (1 + 2·0) along H"):
+        mg.ops.conv2d_weight(t(1, 1, 1, 1), t(1, 1, 2, 2), (1, 1, 4, 4))
+    with raises(ValueError, "conv2d_weight: input has 1 channels (shape (1, 1, 4, 4)) but the weight of shape "
+                            "(1, 2, 3, 3) expects 2"):
+        mg.ops.conv2d_weight(x, t(1, 1, 2, 2), (1, 2, 3, 3))
+
+
+def test_batch_norm_of_no_channels_is_refused_by_name():
+    with raises(ValueError, "batch_norm: the input of shape (4, 0, 2, 2) has no channels"):
+        F.batch_norm(t(4, 0, 2, 2), None, None, training=True)  # a ZeroDivisionError

@@ -134,6 +134,30 @@ def test_col2im_rejects_columns_of_another_shape():
         kernels.col2im(cols, 1, 7, 7, 1, 3, 3, 1, 1, 0, 0)
 
 
+def test_a_kernel_that_does_not_fit_the_padded_image_is_refused():
+    # OH and OW both negative made N·OH·OW rows of uninitialised memory (OH = 0: none).
+    with pytest.raises(ValueError, match=r"im2col: a 4×4 kernel does not fit in a 1×3 image padded by \(0, 0\)"):
+        kernels.im2col(np.ones((2, 1, 3, 1)), 4, 4, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"col2im: a 4×4 kernel does not fit in a 1×1 image"):
+        kernels.col2im(np.ones((2, 16)), 2, 1, 1, 1, 4, 4, 1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: kernels.leaky_relu_backward(-np.ones(6), np.ones(2), 0.5),
+     r"leaky_relu_backward: gy has shape \(2,\), expected \(6,\)"),
+    (lambda: kernels.adam_update(np.ones(6), np.ones(2), np.zeros(6), np.zeros(6), 1, 0.1, 0.9, 0.999, 1e-8),
+     r"adam_update: g has shape \(2,\), expected \(6,\)"),
+    (lambda: kernels.batch_norm_forward(np.ones((4, 3, 2)), np.ones(1), np.ones(3), 1e-5),
+     r"batch_norm_forward: gamma has shape \(1,\), expected \(3,\)"),
+    (lambda: kernels.batch_norm_backward(np.ones((4, 3, 1)), np.ones((4, 3, 2)), np.zeros(3), np.ones(3), np.ones(3)),
+     r"batch_norm_backward: gy has shape \(4, 3, 1\), expected \(4, 3, 2\)"),
+])
+def test_kernels_refuse_arrays_shorter_than_their_loops(call, words):
+    # The loops have no bounds checks: a short gy, g or gamma was read (or written) past its end.
+    with pytest.raises(ValueError, match=words):
+        call()
+
+
 def test_im2col_accepts_non_contiguous_input():
     x = np.random.default_rng(4).standard_normal((3, 2, 5, 4)).transpose(1, 2, 3, 0)  # (2, 5, 4, 3), strided
     np.testing.assert_array_equal(kernels.im2col(x, 3, 2, 1, 2, 1, 0), ref_im2col(x, 3, 2, 1, 2, 1, 0))

@@ -170,36 +170,49 @@ def check_dense(dilation, groups, who):
         raise NotImplementedError(f"{who}: groups={groups!r} is not supported (only 1: every input channel feeds every output channel)")
 
 
-def _check_conv_input(name, x, weight, in_axis):
+def _check_conv_input(name, x, weight_shape, in_axis):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"{name}: expected a 4-D weight, got shape {weight.shape}")
-    if 0 in x.shape or 0 in weight.shape:
-        raise ValueError(f"{name}: input of shape {x.shape} and weight of shape {weight.shape} must not be empty")
-    if x.shape[1] != weight.shape[in_axis]:
+    if len(weight_shape) != 4:
+        raise ValueError(f"{name}: expected a 4-D weight, got shape {weight_shape}")
+    if 0 in x.shape or 0 in weight_shape:
+        raise ValueError(f"{name}: input of shape {x.shape} and weight of shape {weight_shape} must not be empty")
+    if x.shape[1] != weight_shape[in_axis]:
         raise ValueError(
             f"{name}: input has {x.shape[1]} channels (shape {x.shape}) but the weight of shape "
-            f"{weight.shape} expects {weight.shape[in_axis]}"
+            f"{weight_shape} expects {weight_shape[in_axis]}"
         )
+
+
+def _check_kernel_fits(name, x, weight_shape, padding):
+    """A convolution's kernel fits in its padded input (else it has no output)."""
+    for axis, (size, k, p) in enumerate(zip(x.shape[2:], weight_shape[2:], padding)):
+        if k > size + 2 * p:
+            raise ValueError(
+                f"{name}: kernel size {k} is larger than the padded input ({size} + 2·{p}) "
+                f"along {'HW'[axis]} (input shape {x.shape}, weight shape {weight_shape})"
+            )
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     stride, padding = pair(stride, "stride", 1, "conv2d"), pair(padding, "padding", 0, "conv2d")
     check_dense(dilation, groups, "conv2d")
-    _check_conv_input("conv2d", input, weight, 1)
-    for axis, (size, k, p) in enumerate(zip(input.shape[2:], weight.shape[2:], padding)):
-        if k > size + 2 * p:
-            raise ValueError(
-                f"conv2d: kernel size {k} is larger than the padded input ({size} + 2·{p}) "
-                f"along {'HW'[axis]} (input shape {input.shape}, weight shape {weight.shape})"
-            )
+    _check_conv_input("conv2d", input, weight.shape, 1)
+    _check_kernel_fits("conv2d", input, weight.shape, padding)
     return Conv2d.apply(input, *with_bias("conv2d", weight, bias, 0), stride=stride, padding=padding)
 
 
 def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=None):
-    """The weight gradient of conv2d as an op of its own (so it can be differentiated)."""
+    """The weight gradient of conv2d as an op of its own (so it can be differentiated):
+    input (N, C, H, W), grad_output conv2d's output gradient (N, O, OH, OW)."""
     stride, padding = pair(stride, "stride", 1, "conv2d_weight"), pair(padding, "padding", 0, "conv2d_weight")
+    weight_shape = tuple(weight_shape)
+    _check_conv_input("conv2d_weight", input, weight_shape, 1)
+    _check_kernel_fits("conv2d_weight", input, weight_shape, padding)
+    out = tuple(conv_output_size(*a) for a in zip(input.shape[2:], weight_shape[2:], stride, padding))
+    if grad_output.shape != (input.shape[0], weight_shape[0], *out):  # (else a wrong gradient, silently)
+        raise ValueError(f"conv2d_weight: grad_output has shape {grad_output.shape}, expected conv2d's output "
+                         f"shape {(input.shape[0], weight_shape[0], *out)} for input {input.shape} and weight {weight_shape}")
     return Conv2dWeight.apply(
         input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
     )
@@ -210,7 +223,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     stride, padding = pair(stride, "stride", 1, "conv_transpose2d"), pair(padding, "padding", 0, "conv_transpose2d")
     check_dense(dilation, groups, "conv_transpose2d")
     output_padding = pair(output_padding, "output_padding", 0, "conv_transpose2d")
-    _check_conv_input("conv_transpose2d", input, weight, 0)
+    _check_conv_input("conv_transpose2d", input, weight.shape, 0)
     # A strided convolution maps `stride` neighbouring sizes onto the same size, so
     # its adjoint may give any of them: the smallest, plus output_padding (or the
     # output_size asked for) to pick among the others.

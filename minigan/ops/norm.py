@@ -83,6 +83,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if input.dtype.kind != "f":  # the kernel would normalise integers to integers: all 0s
         raise TypeError(f"batch_norm: expected a floating-point input, got dtype {input.dtype}")
     c = input.shape[1]
+    if c == 0:  # (the statistics below would divide by it)
+        raise ValueError(f"batch_norm: the input of shape {input.shape} has no channels")
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is None:
             continue
