@@ -93,7 +93,7 @@ class Function:
             if t.data.dtype != first.dtype:
                 raise TypeError(
                     f"{cls.__name__}: expected tensors of one dtype, got {first.dtype} and "
-                    f"{t.data.dtype}; convert one of them (e.g. mg.tensor(x, dtype='float32'))"
+                    f"{t.data.dtype}; convert one of them (e.g. x.to('float32'), x.float(), x.double())"
                 )
         out = fn.forward(*[t.data for t in inputs], **params)
         if isinstance(out, np.generic):  # NumPy turns 0-d results into scalars

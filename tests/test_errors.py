@@ -741,10 +741,23 @@ def test_requires_grad_must_be_a_bool(make, who):
         make()
 
 
-def test_to_a_dtype():
-    with raises(TypeError, "to(): expected a device ('cpu', 'cuda' or 'auto'), got 'float64'; for another dtype "
-                           "make a new tensor, e.g. mg.tensor(x, dtype='float64')"):
-        t(2).to("float64")  # said "unknown device"
+def test_to_a_dtype_is_a_cast_that_gradients_flow_through():
+    # .to("float64") said "unknown device", then was refused; the way out it named,
+    # mg.tensor(w, dtype=...), makes a new leaf, so w's gradient through it was lost.
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    c = mg.tensor(np.array([3.0, 4.0]))  # float64
+    loss = (w * w).sum() + (w.to("float64") * c).sum().float()
+    loss.backward()
+    assert w.grad.dtype == np.float32 and w.grad.tolist() == [5.0, 8.0]  # 2w + c
+    assert w.to(np.float32) is w and w.double().dtype == np.float64
+    (gw,) = mg.grad((w.double() ** 3).sum(), w, create_graph=True)  # twice differentiable
+    gw.sum().backward()
+    assert gw.dtype == np.float32 and w.grad.tolist() == [5.0 + 6.0, 8.0 + 12.0]  # + 6w
+    i = w.to("int64")  # no gradient flows through integers, as in PyTorch
+    assert i.dtype == np.int64 and not i.requires_grad and i.numpy().tolist() == [1, 2]
+    with raises(TypeError, "to(): dtype must be a number type (bool, integer or floating point), e.g. 'float32' "
+                           "or 'float64', got 'float16x'"):
+        w.to("float16x")
 
 
 def test_binary_cross_entropy_of_targets_that_are_not_in_0_1():

@@ -90,6 +90,8 @@ for _name, _op in {
     setattr(Tensor, _name, _op)
 Tensor.cpu = lambda self: to(self, "cpu")
 Tensor.cuda = lambda self: to(self, "cuda")
+Tensor.float = lambda self: to(self, "float32")
+Tensor.double = lambda self: to(self, "float64")
 
 
 def _comparison(method):

@@ -1,6 +1,6 @@
 """Ops that move elements around without changing them: reshape, permute, slicing,
-concat, and from one device to another. Each backward puts the gradient back where
-the element came from.
+concat, and from one device (or floating-point dtype) to another. Each backward puts
+the gradient back where the element came from.
 """
 
 import math
@@ -8,7 +8,7 @@ import operator
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import asarray_like, device_of, get_xp, is_int, resolve_device, to_device
-from ..tensor import Tensor, tuple_arg
+from ..tensor import Tensor, _dtype, tuple_arg
 
 
 class Reshape(Function):
@@ -81,6 +81,17 @@ class Concat(Function):
         return tuple(grads)
 
 
+class Cast(Function):
+    """The same values in another floating-point dtype."""
+
+    def forward(self, x, dtype):
+        return x.astype(dtype)
+
+    def backward(self, g):
+        (x,) = self.inputs
+        return (to(g, x.dtype),)  # dL/dx = dL/dy, rounded to x's dtype
+
+
 class ToDevice(Function):
     """The same values on another device."""
 
@@ -143,15 +154,20 @@ def transpose(x, dim0, dim1):
     return Permute.apply(x, dims=tuple(dims))  # a permutation by construction: no need to check it again
 
 
-def to(x, device):
-    """x on ``device`` ("cpu", "cuda" or "auto"): x itself when it is there already, as
-    in PyTorch, else a copy that gradients flow back through."""
-    if not isinstance(device, str) or device.startswith(("float", "int", "uint", "bool")):
-        # PyTorch's .to also converts dtypes; here it moves between devices only.
-        raise TypeError(f"to(): expected a device ('cpu', 'cuda' or 'auto'), got {device!r:.40}; "
-                        "for another dtype make a new tensor, e.g. mg.tensor(x, dtype='float64')")
-    device = resolve_device(device)
-    return x if x.device == device else ToDevice.apply(x, device=device)
+def to(x, device_or_dtype):
+    """x on a device ("cpu", "cuda" or "auto"), or in a dtype ("float64", np.float32,
+    ...), as PyTorch's ``.to``: x itself when it is so already, else a copy that
+    gradients flow back through (none flows through integers or bools, as in PyTorch:
+    such a copy is a constant)."""
+    if isinstance(device_or_dtype, str) and not device_or_dtype.startswith(("float", "int", "uint", "bool")):
+        device = resolve_device(device_or_dtype)
+        return x if x.device == device else ToDevice.apply(x, device=device)
+    dtype = _dtype(device_or_dtype, "to()")
+    if dtype == x.dtype:
+        return x
+    if dtype.kind != "f":
+        return Tensor(x.data.astype(dtype))
+    return Cast.apply(x, dtype=dtype)
 
 
 def getitem(x, index):
