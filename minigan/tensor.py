@@ -192,11 +192,14 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
 
 def _array_of(data, requires_grad):
     """The array a Tensor holds, from what it was given besides a NumPy array: a CuPy
-    array as it is; a NumPy scalar (e.g. an array's sum) as a 0-d array; numbers and
-    lists as float32, as torch.Tensor makes them (mg.tensor infers the dtype)."""
+    array as it is; a tensor's own array (shared, as torch.Tensor(t) shares it); a
+    NumPy scalar (e.g. an array's sum) as a 0-d array; numbers and lists as float32,
+    as torch.Tensor makes them (mg.tensor infers the dtype)."""
     if not isinstance(requires_grad, bool):  # Tensor(2, 3) was 2, with requires_grad=3
         raise TypeError(f"Tensor(): requires_grad must be True or False, got {requires_grad!r:.40} (Tensor takes "
                         "values; for a tensor of a given shape, as torch.Tensor(2, 3) makes, use mg.zeros(2, 3))")
+    if isinstance(data, Tensor):  # (it was kept as the array: a tensor of a tensor)
+        return data.data
     backend.numeric_dtype(data, "Tensor(): ")  # None would be NaN
     if isinstance(data, np.generic):
         return np.asarray(data)

@@ -758,6 +758,8 @@ def test_to_a_dtype_is_a_cast_that_gradients_flow_through():
     with raises(TypeError, "to(): dtype must be a number type (bool, integer or floating point), e.g. 'float32' "
                            "or 'float64', got 'float16x'"):
         w.to("float16x")
+    with raises(TypeError, "to(): expected a device ('cpu', 'cuda' or 'auto') or a dtype ('float32', ...), got None"):
+        w.to(None)  # an AttributeError on None.kind
 
 
 def test_binary_cross_entropy_of_targets_that_are_not_in_0_1():
@@ -823,6 +825,8 @@ def test_tensor_constructor_takes_values_not_a_shape():
     # tensors on one device, got cpu and cpu".
     s = Tensor(np.float32(2.0))
     assert type(s.data) is np.ndarray and (s * 3).item() == 6.0
+    # A tensor given to Tensor() was kept as its "array" (a tensor of a tensor).
+    assert type(Tensor(s).data) is np.ndarray and (Tensor(s) * 3).item() == 6.0
 
 
 def test_numpy_takes_a_tensors_values_and_matmul_names_what_is_not_a_tensor():

@@ -55,7 +55,7 @@ def _in_place(op, symbol):
                 )
             # A view (the tensor it views would not change): one made in the graph, or a
             # leaf whose array views another's (e.g. made by indexing under no_grad).
-            if self.grad_fn is not None and self.grad_fn.returns_view or self.grad_fn is None and self.data.base is not None:
+            if (self.grad_fn.returns_view if self.grad_fn is not None else self.data.base is not None):
                 of = f" (of {type(self.grad_fn).__name__})" if self.grad_fn is not None else ""
                 raise RuntimeError(
                     f"in-place {symbol} on a view{of} in a graph: minigan would make "

@@ -162,6 +162,8 @@ def to(x, device_or_dtype):
     if isinstance(device_or_dtype, str) and not device_or_dtype.startswith(("float", "int", "uint", "bool")):
         device = resolve_device(device_or_dtype)
         return x if x.device == device else ToDevice.apply(x, device=device)
+    if device_or_dtype is None:  # (_dtype takes None for "no dtype given")
+        raise TypeError("to(): expected a device ('cpu', 'cuda' or 'auto') or a dtype ('float32', ...), got None")
     dtype = _dtype(device_or_dtype, "to()")
     if dtype == x.dtype:
         return x
