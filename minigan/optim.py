@@ -82,7 +82,7 @@ class Optimizer:
                         f"{type(self).__name__}.step: parameter {i}'s .grad is a {type(p.grad).__name__}; it must be "
                         f"a raw array like its .data ({type(p.data).__name__}), as backward leaves it (t.grad = g.data)"
                     )
-                if p.grad.shape != p.shape:  # SGD would broadcast it, Adam's kernel read past it
+                if p.grad.shape != p.shape:  # SGD would broadcast it (Adam's kernel would refuse it, naming no parameter)
                     raise ValueError(
                         f"{type(self).__name__}.step: parameter {i} (shape {p.shape}) has a .grad of shape "
                         f"{p.grad.shape}; a gradient has its parameter's shape"

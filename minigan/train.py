@@ -505,8 +505,9 @@ class _StopRequest:
     """The first Ctrl-C (SIGINT), or SIGTERM (a kill, a timeout, a job scheduler), is noted
     (``requested``: its number) instead of killing the step: the loop finishes the step,
     saves and stops. A second one interrupts at once, with a KeyboardInterrupt that
-    names the checkpoint on disk (checkpoint writes are atomic, so it stays whole). Python runs signal handlers
-    in the main thread only, and only there can they be set: elsewhere nothing changes."""
+    names the checkpoint on disk (checkpoint writes are atomic, so it stays whole).
+    Python runs signal handlers in the main thread only, and only there can they be
+    set: elsewhere nothing changes."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

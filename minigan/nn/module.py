@@ -295,10 +295,13 @@ class Module:
     def __repr__(self):
         """PyTorch's layout: the settings (extra_repr) on one line when there is nothing
         else, else each on a line of its own followed by the children, indented."""
-        extra = self.extra_repr().split("\n") if self.extra_repr() else []
-        lines = extra + [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        extra = self.extra_repr()
+        lines = (extra.split("\n") if extra else []) + [
+            f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
         if len(lines) == 1 and not self._modules:
             body = lines[0]
+        elif lines:
+            body = "".join(f"\n  {line}" for line in lines) + "\n"
         else:
-            body = "".join(f"\n  {line}" for line in lines) + "\n" if lines else ""
+            body = ""
         return f"{type(self).__name__}({body})"

@@ -214,7 +214,7 @@ def conv2d_weight(input, grad_output, weight_shape, stride=1, padding=0, cols=No
         raise ValueError(f"conv2d_weight: grad_output has shape {grad_output.shape}, expected conv2d's output "
                          f"shape {(input.shape[0], weight_shape[0], *out)} for input {input.shape} and weight {weight_shape}")
     return Conv2dWeight.apply(
-        input, grad_output, weight_shape=tuple(weight_shape), stride=stride, padding=padding, cols=cols
+        input, grad_output, weight_shape=weight_shape, stride=stride, padding=padding, cols=cols
     )
 
 

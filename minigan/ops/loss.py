@@ -116,8 +116,8 @@ def _class_labels(name, labels, num_classes, like):
     """(N,) integer labels (an array, a list or a tensor), checked to lie in
     0..num_classes - 1, as an array on ``like``'s device."""
     labels = labels.data if isinstance(labels, Tensor) else labels
-    numeric_dtype(labels, f"{name}: labels: ")  # (a PyTorch tensor's dtype is not NumPy's)
     labels = labels if hasattr(labels, "ndim") else np.asarray(labels)
+    numeric_dtype(labels, f"{name}: labels: ")  # (a PyTorch tensor's dtype is not NumPy's)
     # Checked where the labels are, before they go to like's device: NumPy labels on
     # the host; labels on a GPU in one reduction (reading its result waits for the GPU).
     # (A label such as 0.5 matched no class: a row of zeros, silently.)

@@ -72,7 +72,7 @@ def mean(x, dim=None, keepdim=False):
     if x.data.dtype.kind != "f":  # as in PyTorch: an integer dtype cannot hold a mean such as 1.5
         raise TypeError(
             f"mean() needs a floating-point tensor, got dtype {x.dtype}; "
-            "convert it first, e.g. mg.tensor(x, dtype='float32')"
+            "convert it first, e.g. x.float()"
         )
     count = math.prod(x.shape[a] for a in _axes(dim, x.ndim))
     # Σx / n, a division as in PyTorch: Σx · (1/n) rounds differently (the mean of 41
