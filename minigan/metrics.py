@@ -143,16 +143,19 @@ def load_classifier(cache_dir=None, device="cpu", train_if_missing=True, progres
     path = _cache_path(cache_dir)
     try:
         arrays, meta = load_checkpoint(path)
-        if meta.get("format") == CLASSIFIER_FORMAT:
-            net = mnist_classifier()
-            net.load_state_dict(arrays["net"])
-            return Classifier(net, meta["accuracy"], device)
-    except (FileNotFoundError, CheckpointError, KeyError, RuntimeError):
-        pass  # no usable cache: train below
+        if meta.get("format") != CLASSIFIER_FORMAT:
+            raise CheckpointError(f"it holds {meta.get('format')!r}, not {CLASSIFIER_FORMAT!r}")
+        net = mnist_classifier()
+        net.load_state_dict(arrays["net"])
+        return Classifier(net, meta["accuracy"], device)
+    except FileNotFoundError:
+        why = f"no trained classifier at {path}"
+    except (CheckpointError, KeyError, RuntimeError) as e:  # there, but unusable: train below
+        why = f"the classifier cached at {path} is unusable ({e})"
     if not train_if_missing:
-        raise FileNotFoundError(f"no trained classifier at {path}; run python -m minigan.metrics")
+        raise FileNotFoundError(f"{why}; run python -m minigan.metrics")
     # Said even without progress lines: the run waits a minute or so for it.
-    print(f"training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
+    print(f"{why}: training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
     classifier = train_classifier(progress=progress, device=device)
     arrays, meta = {"net": classifier.net.state_dict()}, {"format": CLASSIFIER_FORMAT, "accuracy": classifier.accuracy}
     data.write_cache(path, lambda path: save_checkpoint(path, arrays, meta), "classifier",
@@ -206,10 +209,16 @@ class Evaluator:
         self.classifier = classifier
         test_images, _ = data.mnist(split="test")
         self.reference = _gaussian(classifier.read(test_images)[0])
-        self._bounds = None
+        self._bounds = {}  # (n, seed) -> bounds
 
     def evaluate(self, images):
         """A dict: fid, score, classes_hit, class_kl, histogram (a list of 10 shares)."""
+        images = np.asarray(images)
+        # a covariance needs two samples; NaN would fail deep inside its eigenvalues
+        if images.ndim != 4 or images.shape[0] < 2 or images.shape[1:] != (1, 28, 28):
+            raise ValueError(f"evaluate needs at least 2 images of shape (N, 1, 28, 28), got shape {images.shape}")
+        if not np.isfinite(images).all():
+            raise ValueError("evaluate got images holding NaN or infinity: has the generator diverged?")
         features, probs = self.classifier.read(images)
         hit, kl, histogram = class_coverage(probs.argmax(1))
         return {
@@ -220,18 +229,20 @@ class Evaluator:
 
     def bounds(self, n=1000, seed=0):
         """{"floor": real training digits, "ceiling": uniform noise}, each evaluated
-        like a generator's n samples against the held-out digits."""
-        if self._bounds is None:
+        like a generator's n samples against the held-out digits (n a multiple of 10)."""
+        if n <= 0 or n % NUM_CLASSES:
+            raise ValueError(f"bounds needs n, the number of samples, to be a positive multiple of {NUM_CLASSES}, got {n}")
+        if (n, seed) not in self._bounds:
             rng = np.random.default_rng(seed)
             train_images, train_labels = data.mnist(split="train")
             # n real digits, the same number of each class (as a perfect generator would give)
             per_class = [rng.permutation(np.flatnonzero(train_labels == c))[: n // NUM_CLASSES] for c in range(NUM_CLASSES)]
             noise = rng.uniform(-1, 1, (n, 1, 28, 28)).astype(np.float32)
-            self._bounds = {
+            self._bounds[n, seed] = {
                 "floor": self.evaluate(train_images[np.concatenate(per_class)]),
                 "ceiling": self.evaluate(noise),
             }
-        return self._bounds
+        return self._bounds[n, seed]
 
 
 def format_row(name, m):
@@ -244,6 +255,8 @@ HEADER = f"{'':<34} {'FID':>9} {'score':>6} {'classes':>8} {'KL(hist)':>8}"
 def _json_path(path):
     """--json's file, checked before the work (which may train the classifier) rather than after it."""
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"cannot write {path}: it is a folder; give a file name")
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(f"cannot write {path}: no folder {folder}")
     return path

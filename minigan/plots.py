@@ -12,7 +12,7 @@ PAD = 2  # grid pixels around and between the images of a grid
 
 
 def image_grid(images, nrow=8, pad=PAD):
-    """Tile (N, 1, H, W) images in [-1, 1] into one (rows·(H+pad), nrow·(W+pad)) array in [0, 1]."""
+    """Tile (N, 1, H, W) images in [-1, 1] into one (rows·(H+pad)+pad, nrow·(W+pad)+pad) array in [0, 1]."""
     images = np.asarray(images, dtype=np.float32)
     n, _, h, w = images.shape
     ncol = nrow

@@ -84,6 +84,41 @@ def test_floor_is_better_than_ceiling(quick_classifier):
     assert floor["classes_hit"] == 10 and floor["class_kl"] < 0.05
 
 
+def test_bounds_are_kept_per_sample_count_and_seed(quick_classifier):
+    evaluator = metrics.Evaluator(quick_classifier)
+    small, large = evaluator.bounds(n=100), evaluator.bounds(n=500)
+    assert evaluator.bounds(n=100) is small  # computed once
+    assert small["floor"]["fid"] != large["floor"]["fid"]  # (100 samples: a larger FID)
+    assert evaluator.bounds(n=100, seed=1)["floor"]["fid"] != small["floor"]["fid"]
+    with pytest.raises(ValueError, match="positive multiple of 10, got 105"):
+        evaluator.bounds(n=105)
+
+
+@pytest.mark.parametrize("shape, fill, message", [
+    ((1, 1, 28, 28), 0.0, r"at least 2 images of shape \(N, 1, 28, 28\), got shape \(1, 1, 28, 28\)"),
+    ((0, 1, 28, 28), 0.0, r"got shape \(0, 1, 28, 28\)"),
+    ((4, 28, 28), 0.0, r"got shape \(4, 28, 28\)"),
+    ((4, 1, 28, 28), np.nan, "NaN or infinity: has the generator diverged"),
+])
+def test_evaluate_names_images_it_cannot_score(quick_classifier, shape, fill, message):
+    evaluator = metrics.Evaluator(quick_classifier)
+    with pytest.raises(ValueError, match=message):
+        evaluator.evaluate(np.full(shape, fill, np.float32))
+
+
+def test_an_unusable_classifier_cache_is_named(tmp_path, monkeypatch, quick_classifier, capsys):
+    monkeypatch.setattr(metrics, "train_classifier", lambda **kwargs: quick_classifier)
+    path = metrics._cache_path(tmp_path)
+    metrics.load_classifier(cache_dir=tmp_path, progress=False)
+    with open(path, "r+b") as f:
+        f.truncate(1000)  # a cache cut short
+    with pytest.raises(FileNotFoundError, match=f"the classifier cached at {re.escape(path)} is unusable"):
+        metrics.load_classifier(cache_dir=tmp_path, train_if_missing=False)
+    metrics.load_classifier(cache_dir=tmp_path, progress=False)  # trained again, and says why
+    assert "is unusable" in capsys.readouterr().out
+    metrics.load_classifier(cache_dir=tmp_path, train_if_missing=False)  # and cached again
+
+
 def test_classifier_is_cached(tmp_path, monkeypatch, quick_classifier):
     with pytest.raises(FileNotFoundError, match="python -m minigan.metrics"):
         metrics.load_classifier(cache_dir=tmp_path, train_if_missing=False)
@@ -126,6 +161,9 @@ def test_metrics_command_checks_its_json_path_before_the_work(tmp_path, monkeypa
         metrics.main(["--json", str(path)])
     assert exit_.value.code == 2
     assert f"error: argument --json: cannot write {path}: no folder {path.parent}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        metrics.main(["--json", str(tmp_path)])
+    assert f"cannot write {tmp_path}: it is a folder; give a file name" in capsys.readouterr().err
 
 
 def test_cross_entropy_and_log_softmax():
@@ -202,6 +240,14 @@ def _kept_figure(monkeypatch, draw):
     draw()
     (figure,) = figures
     return figure
+
+
+def test_image_grid_places_each_image_inside_a_border():
+    images = np.linspace(-1, 1, 10 * 28 * 28, dtype=np.float32).reshape(10, 1, 28, 28)
+    grid = plots.image_grid(images, nrow=4, pad=2)
+    assert grid.shape == (3 * 30 + 2, 4 * 30 + 2)  # (rows·(H+pad)+pad, nrow·(W+pad)+pad)
+    np.testing.assert_allclose(grid[2 + 30 : 2 + 30 + 28, 2 + 60 : 2 + 60 + 28], (images[6, 0] + 1) / 2)  # row 1, column 2
+    assert (grid[:2] == 1).all() and (grid[:, -2:] == 1).all() and (grid[2 + 60 :, 2 + 60 :] == 1).all()  # border, empty cells
 
 
 def test_a_conditional_grid_names_the_digit_of_each_row(tmp_path, monkeypatch):
