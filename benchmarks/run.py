@@ -20,15 +20,21 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import sys
 import time
 
-try:  # optional; imported before minigan, so PyTorch's OpenMP keeps its own settings
-    import torch
-except ImportError:
-    torch = None
+# PyTorch is optional. It is imported before minigan, so that its OpenMP keeps its own
+# settings, and not at all under --no-torch, so that minigan's kernels then run as they
+# do without PyTorch (beside PyTorch's OpenMP runtime they run serially: kernels/_dispatch.py).
+torch = None
+if "--no-torch" not in sys.argv[1:]:
+    try:
+        import torch
+    except ImportError:
+        pass
 
 import numpy as np
 
@@ -52,7 +58,8 @@ TARGETS = [
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # (no abbreviated flags: --no-torch is looked for, spelt out, before the parsing)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--repeats", type=int, default=7, help="timed runs per row (default %(default)s)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
     p.add_argument("--op-batch", type=int, default=64, help="batch of the single-op rows")
@@ -66,6 +73,16 @@ def parse_args(argv=None):
     p.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each timed run (see _seconds)")
     p.add_argument("--quick", action="store_true", help="one tiny iteration of everything (a smoke test)")
     args = p.parse_args(argv)
+    for name, least in (("repeats", 1), ("warmup", 0), ("op_batch", 1), ("peak_size", 1)):
+        if getattr(args, name) < least:
+            p.error(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
+    if min(args.step_batches) < 1:
+        p.error(f"--step-batches must each be at least 1, got {args.step_batches}")
+    names = [w.name for w in workloads.OPS + workloads.STEPS]
+    if not any(args.only in name for name in names):
+        p.error(f"--only {args.only!r} matches no row; the rows: {', '.join(names)}")
+    if args.update_docs and (args.quick or args.only):
+        p.error("--update-docs writes the whole table of a full run: not with --quick or --only")
     if args.quick:
         args.repeats, args.warmup, args.op_batch, args.step_batches, args.peak_size, args.pause = 1, 0, 2, [2], 128, 0
     return args
@@ -128,8 +145,8 @@ def copy_ceiling(values):
     """A copy of an array of ``values`` float32 values (NumPy's, on one core): GB/s
     read + written, the ceiling for a memory-bound row whose arrays are that large.
     Sized like the row's arrays because the rate depends on which cache they fit
-    in: on the machine of docs/benchmarks.md a copy of the rows' 3.2 MB ran at
-    29 GB/s, of 64 MB at 15-19 GB/s. (On two cores a 64 MB copy reaches 50 GB/s,
+    in: on the Xeon of docs/benchmarks.md's early runs a copy of the rows' 3.2 MB
+    ran at 29 GB/s, of 64 MB at 15-19 GB/s. (On two cores a 64 MB copy reaches 50 GB/s,
     but for arrays of a few MB waking a second thread costs more than it gains;
     PyTorch, whose threads stay awake, can beat this ceiling.)"""
     a = np.ones(values, np.float32)
@@ -310,10 +327,14 @@ def chart(rows, use_torch, path):
     if use_torch:
         ax = axes[0][1]
         ratios = [r["minigan_s"] / r["torch_s"] for r in rows][::-1]
-        ax.barh(y, ratios, 0.6, color=["tab:green" if v <= 1.2 else "tab:orange" for v in ratios])
+        ax.barh(y, ratios, 0.6, color=["tab:green" if v <= 1 else "tab:gray" for v in ratios])
         ax.axvline(1.0, color="black", linewidth=0.8)
+        limits = {name: limit for name, kind, limit in TARGETS if kind == "ratio"}
+        for yi, name in zip(y, names):  # a row's target, where it has one
+            if name in limits:
+                ax.plot([limits[name]] * 2, [yi - 0.4, yi + 0.4], color="black", linestyle="--", linewidth=1)
         ax.set_yticks(y, [""] * len(rows))
-        ax.set_xlabel("minigan / PyTorch (lower is better; 1 = as fast)")
+        ax.set_xlabel("minigan / PyTorch (lower is better; dashed: a target)")
         for yi, v in zip(y, ratios):
             ax.text(v, yi, f" {v:.2f}×", va="center", fontsize=8)
     fig.tight_layout()
@@ -327,7 +348,7 @@ def _ceiling_range(rows, kind):
 
 
 def report(args, rows, info, use_torch, start):
-    cmd = "python benchmarks/run.py " + " ".join(a for a in sys.argv[1:] if a != "--update-docs")
+    cmd = "python benchmarks/run.py " + shlex.join(a for a in args.argv if a != "--update-docs")
     parts = [
         f"`{cmd.strip()}`, {time.strftime('%Y-%m-%d %H:%M')}: medians of {args.repeats} timed runs "
         f"after {args.warmup} warm-up runs, minigan and PyTorch in turns in one process.",
@@ -368,7 +389,9 @@ def update_docs(text, chart_path):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    args.argv = argv  # for the command line in the report
     use_torch = torch is not None and not args.no_torch
     if use_torch:
         torch.set_num_threads(len(os.sched_getaffinity(0)))

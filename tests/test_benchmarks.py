@@ -6,8 +6,13 @@ never here."""
 import importlib.util
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 import minigan
 from minigan import models
@@ -80,3 +85,54 @@ def test_the_benchmarked_models_are_the_examples_models_layer_for_layer():
         images = g_model(z)
         np.testing.assert_array_equal(g(z).data, images.data)
         np.testing.assert_array_equal(d(images).data, d_model(images).data)
+
+
+def test_the_report_gives_a_command_that_runs_again(tmp_path):
+    run = load_runner()
+    argv = ["--quick", "--only", "conv2d 64→128", "--out", str(tmp_path)]
+    run.main(argv)
+    text = (tmp_path / "table.md").read_text()
+    command = text.split("`")[1]  # the report's first line quotes the command
+    assert command == "python benchmarks/run.py --quick --only 'conv2d 64→128' --out " + str(tmp_path)
+    assert run.parse_args(shlex.split(command)[2:]).only == "conv2d 64→128"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["--step-batches", "64", "0"], r"--step-batches must each be at least 1, got \[64, 0\]"),
+    (["--only", "nothing matches"], "--only 'nothing matches' matches no row; the rows: conv2d 1→64"),
+    (["--quick", "--update-docs"], "--update-docs writes the whole table of a full run: not with --quick or --only"),
+    (["--only", "DCGAN", "--update-docs"], "not with --quick or --only"),
+    (["--no-t"], "unrecognized arguments: --no-t"),  # spelt out, as the import looks for it
+])
+def test_bad_arguments_are_refused_before_any_timing(argv, message, capsys):
+    run = load_runner()
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(argv)
+    assert exit_.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_no_torch_leaves_pytorch_unloaded():
+    # Loaded beside PyTorch's OpenMP runtime, minigan's kernels run serially: a
+    # minigan-only run must not load it.
+    code = ("import runpy, sys\n"
+            "sys.argv = ['benchmarks/run.py', '--no-torch', '--help']\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit:  # --help's exit\n    pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False"
+
+
+def test_the_step_profile_runs_and_accounts_for_the_whole_step():
+    # (in a process of its own: the profile wraps minigan's ops for the rest of its process)
+    out = subprocess.run([sys.executable, "benchmarks/profile_step.py", "--model", "mlp", "dcgan", "--batch", "2", "--repeats", "1"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for model in ("MLP GAN", "DCGAN"):
+        block = out.split(f"{model} training step, batch 2: median")[1].split("largest items:")[0]
+        shares = [int(line.split()[-1].rstrip("%")) for line in block.splitlines()[2:] if line.strip()]
+        assert len(shares) == 6 and abs(sum(shares) - 100) <= 3  # six kinds, rounded to whole percents
+        assert "matrix products" in block and "Python (graph, autograd, tensors)" in block
