@@ -42,6 +42,9 @@ class Timers:
     """Own time per label: the time of a timed call minus the timed calls inside it."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
         self.own = collections.defaultdict(float)
         self.calls = collections.Counter()
         self._children = []  # time of the timed calls inside each open call
@@ -69,7 +72,8 @@ def _subclasses(cls):
 
 
 def instrument(timers):
-    """Wrap the ops, kernels, copies and Adam (for the rest of the process)."""
+    """Wrap the ops, kernels, copies and Adam (for the rest of the process: once, or
+    each call would be timed twice)."""
     for op in _subclasses(Function):
         if "forward" in op.__dict__:
             kind = "matrix products" if op.__name__ in PRODUCTS else "other NumPy"
@@ -80,23 +84,22 @@ def instrument(timers):
     minigan.optim.Adam._update = timers.wrap(("optimiser", "Adam"), minigan.optim.Adam._update)
 
 
-def profile(workload, batch, repeats):
+def profile(workload, batch, repeats, timers):
     step = workload.make(minigan, batch)
     for _ in range(2):
         step()
-    timers = Timers()
-    instrument(timers)
+    timers.reset()
     totals = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         totals.append(time.perf_counter() - start)
-    return statistics.median(totals), sum(totals), timers
+    return statistics.median(totals), sum(totals)
 
 
-def print_profile(name, batch, repeats):
+def print_profile(name, batch, repeats, timers):
     workload = next(w for w in workloads.STEPS if w.name.startswith(name))
-    median, total, timers = profile(workload, batch, repeats)
+    median, total = profile(workload, batch, repeats, timers)
     by_kind = collections.defaultdict(float)
     for (kind, _), t in timers.own.items():
         by_kind[kind] += t
@@ -117,8 +120,10 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args(argv)
+    timers = Timers()
+    instrument(timers)
     for model in args.model:
-        print_profile({"dcgan": "DCGAN", "mlp": "MLP"}[model], args.batch, args.repeats)
+        print_profile({"dcgan": "DCGAN", "mlp": "MLP"}[model], args.batch, args.repeats, timers)
 
 
 if __name__ == "__main__":

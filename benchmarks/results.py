@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -73,7 +74,9 @@ def main(argv=None):
     for name, settings in ROWS:
         if args.only and args.only.lower() not in name.lower():
             continue
-        config = Config(out=os.path.join("runs", "results", slug(name)), **settings)
+        out = os.path.join("runs", "results", slug(name))
+        shutil.rmtree(out, ignore_errors=True)  # the row's run of a rerun replaces the last one
+        config = Config(out=out, **settings)
         per_epoch = len(digits) // config.batch_size  # the loader drops the last, partial batch
         config = dataclasses.replace(config, epochs=-(-args.steps // per_epoch))  # enough epochs for the steps
         start = time.perf_counter()
