@@ -37,12 +37,18 @@ def flatten(tree, prefix=""):
 
 
 def unflatten(flat):
+    """{"G/0.weight": a} -> {"G": {"0.weight": a}}; a ValueError where a name is both
+    an array and a level ("G" and "G/0.weight")."""
     tree = {}
     for name, value in flat.items():
         *path, leaf = name.split("/")
         node = tree
         for part in path:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{name!r} lies under {part!r}, which is an array")
+        if leaf in node:
+            raise ValueError(f"{name!r} is both an array and a level above others")
         node[leaf] = value
     return tree
 
@@ -50,6 +56,8 @@ def unflatten(flat):
 def save_checkpoint(path, arrays, meta):
     """Atomically write ``arrays`` (a nested dict of NumPy arrays) and ``meta`` (JSON-able)."""
     flat = {k: np.asarray(v) for k, v in flatten(arrays).items()}
+    if META_KEY in flat:
+        raise ValueError(f"cannot save {os.fspath(path)!r}: the name {META_KEY!r} is the checkpoint's own, for its metadata")
     # np.savez would pickle them, and a checkpoint is loaded without pickle: refused
     # here rather than written as a file that can never be loaded.
     bad = [f"{k} ({a.dtype})" for k, a in flat.items() if a.dtype.hasobject]
@@ -65,6 +73,9 @@ def savez_atomic(path, arrays, durable=True):
     also flushes the data and the rename to disk (a checkpoint must survive a power
     cut; a cache that can be rebuilt need not)."""
     path = os.fspath(path)
+    taken = sorted({"file", "allow_pickle"} & arrays.keys())  # np.savez's own arguments
+    if taken:
+        raise ValueError(f"cannot write {path!r}: np.savez takes the name(s) {taken} as its own arguments; rename them")
     if os.path.isdir(path):  # the rename would fail naming the temporary file
         raise IsADirectoryError(f"cannot write {path!r}: it is a folder; give a file name, e.g. {os.path.join(path, 'checkpoint.npz')!r}")
     folder = os.path.dirname(os.path.abspath(path))
@@ -111,10 +122,16 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path!r} is truncated or corrupt ({e})") from None
     if META_KEY not in flat:
         raise CheckpointError(f"{path!r} is an .npz file but not a minigan checkpoint (it has no {META_KEY})")
+    not_arrays = [k for k, v in flat.items() if not isinstance(v, np.ndarray)]  # np.load gives other members as bytes
+    if not_arrays:
+        raise CheckpointError(f"{path!r} is not a minigan checkpoint: {', '.join(not_arrays)} are not .npy arrays")
     try:
         meta = json.loads(flat.pop(META_KEY).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path!r}: its metadata is corrupt ({e})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path!r}: its metadata is not a JSON object")
-    return unflatten(flat), meta
+    try:
+        return unflatten(flat), meta
+    except ValueError as e:
+        raise CheckpointError(f"{path!r} is not a minigan checkpoint: {e}") from None

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 import pytest
@@ -234,6 +235,34 @@ def test_corrupt_metadata(tmp_path):
     np.savez(path, **{"__meta__.json": np.frombuffer(json.dumps([1, 2]).encode(), np.uint8)})
     with pytest.raises(CheckpointError, match="its metadata is not a JSON object"):
         load_checkpoint(path)
+
+
+def test_an_archive_that_is_not_arrays_throughout(tmp_path):
+    path = tmp_path / "odd.npz"
+    meta = np.frombuffer(b"{}", np.uint8)
+    with zipfile.ZipFile(path, "w") as z:  # a member that is raw bytes, not an .npy array
+        z.writestr("__meta__.json", b"{}")
+    with pytest.raises(CheckpointError, match=r"__meta__.json are not .npy arrays"):
+        load_checkpoint(path)
+    np.savez(path, **{"__meta__.json": meta, "G": np.ones(2), "G/w": np.ones(2)})
+    with pytest.raises(CheckpointError, match=r"not a minigan checkpoint: 'G/w' lies under 'G', which is an array"):
+        load_checkpoint(path)
+    np.savez(path, **{"__meta__.json": meta, "G/w": np.ones(2), "G": np.ones(2)})
+    with pytest.raises(CheckpointError, match=r"'G' is both an array and a level above others"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("file", r"np.savez takes the name\(s\) \['file'\] as its own arguments"),
+    ("allow_pickle", r"np.savez takes the name\(s\) \['allow_pickle'\] as its own arguments"),
+    ("__meta__.json", "the name '__meta__.json' is the checkpoint's own, for its metadata"),
+])
+def test_names_the_archive_keeps_for_itself_are_refused(tmp_path, name, message):
+    # np.savez would take "file" and "allow_pickle" as its own arguments (the second
+    # silently dropped), and "__meta__.json" would be overwritten by the metadata.
+    with pytest.raises(ValueError, match=message):
+        save_checkpoint(tmp_path / "c.npz", {name: np.ones(2)}, {})
+    assert not (tmp_path / "c.npz").exists()
 
 
 def test_missing_checkpoint(tmp_path):
