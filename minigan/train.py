@@ -37,6 +37,12 @@ from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
 
 
+def _is_count(value):
+    """A Python int, as a setting must be to go into a checkpoint's JSON: not a bool
+    (True would pass as 1), nor a NumPy integer (JSON cannot write one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass
 class Config:
     model: str = "dcgan"
@@ -85,9 +91,9 @@ class Config:
             ("report_every", 1, "a positive integer"),
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
+            if not _is_count(value) or value < minimum:
                 problems.append(f"{name.replace('_', ' ')} must be {what}, got {value}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < minimum_limit):
+        if self.limit is not None and (not _is_count(self.limit) or self.limit < minimum_limit):
             problems.append(f"limit must be at least the batch size ({self.batch_size}), got {self.limit}")
         if not self.lr > 0:
             problems.append(f"learning rate must be positive, got {self.lr}")
@@ -118,7 +124,7 @@ class Config:
                 problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, minimum in (("d_steps", 1), ("d_warmup", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
+            if not _is_count(value) or value < minimum:
                 problems.append(f"{name.replace('_', ' ')} must be an integer of at least {minimum}, got {value}")
         try:
             backend.resolve_device(self.device)

@@ -466,6 +466,9 @@ def test_module_containers_and_names():
         (dict(batch_size="64", limit=100), "batch size must be an integer of at least 2 (batch norm needs 2), got 64"),
         (dict(beta1=None, ema="0.9"), "beta1 must be a number, got None; ema must be a number, got '0.9'"),
         (dict(gp_weight=float("nan")), "gp weight must be 0 or more, and finite, got nan"),
+        # (True would pass as 1, and a NumPy integer could not be written into a checkpoint)
+        (dict(latent_dim=True), "latent dim must be a positive integer, got True"),
+        (dict(d_steps=np.int64(2)), "d steps must be an integer of at least 1, got 2"),
     ],
 )
 def test_bad_settings(settings, message):

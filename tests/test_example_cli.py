@@ -64,6 +64,9 @@ CASES = {
                                     "error: '{tmp}/mlp.npz' comes from a run with model='mlp', but this run has model='dcgan'"),
     "resume with other settings": (["--resume", "{tmp}/mlp.npz", "--batch-size", "16"],
                                    "error: '{tmp}/mlp.npz' comes from a run with batch_size=8, but this run has batch_size=16"),
+    "empty checkpoint path": (["--resume", ""], "error: argument --resume: needs a path, got '' (see --help)"),
+    "checkpoint with a bool for an integer": (["--resume", "{tmp}/bool-seed.npz", "--epochs", "5"],
+                                              "error: seed must be a non-negative integer, got True"),
     "loss becomes NaN": ([*QUICK, "--lr", "1e30", "--out", "{tmp}/nan"],
                          "error: loss_g became nan at step 1; training stopped. No checkpoint was saved before this."),
 }
@@ -90,6 +93,9 @@ def _make_files(tmp):
     arrays, meta = load_checkpoint(tmp / "mlp.npz")
     meta["config"]["warp_drive"] = True
     save_checkpoint(tmp / "newer.npz", arrays, meta)
+    del meta["config"]["warp_drive"]
+    meta["config"]["seed"] = True  # a hand-edited checkpoint: True would pass as the integer 1
+    save_checkpoint(tmp / "bool-seed.npz", arrays, meta)
 
 
 @pytest.fixture(scope="module")
