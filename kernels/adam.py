@@ -6,9 +6,11 @@ For each value, with g the gradient and t the step number (1, 2, ...):
     v  = β2·v + (1 - β2)·g²                  second moment (running mean of g²)
     p -= lr/(1 - β1^t) · m / (√v/√(1 - β2^t) + eps)
 
-PyTorch's arithmetic, in the parameter's dtype and in the order NumPy would do
-it one whole-array operation at a time, so on the CPU the result is the same to
-the bit; but p, m and v are read and written once instead of about ten times.
+PyTorch's formulas, in the parameter's dtype and in the order NumPy would do
+them one whole-array operation at a time, so on the CPU the result is that of
+the NumPy update to the bit (PyTorch's own Adam, which updates m as
+m + (1 - β1)·(g - m), may differ in the last bit); but p, m and v are read and
+written once instead of about ten times.
 (On a GPU, NVVM fuses a multiply and an add into one rounding where it can, so
 the last bit may differ from the CPU's; GPU runs still repeat exactly.)
 """

@@ -427,6 +427,11 @@ def test_binary_cross_entropy_gradient_near_0_and_1_follows_pytorch():
     p = t([1e-6, 1 - 1e-6, 1e-14, 0.5], requires_grad=True)
     F.binary_cross_entropy(p, t([0.0, 1.0, 0.0, 1.0]), reduction="sum").backward()
     np.testing.assert_allclose(p.grad, [1 / (1 - 1e-6), -1 / (1 - 1e-6), 1e-14 / 1e-12, -2.0], rtol=1e-6)
+    # dℓ/dt = log(1 - p) - log p, each log clamped as in the loss: ±100 at p = 0 or 1
+    # (PyTorch gives ±inf there; README's "Where the two differ").
+    target = t([0.3, 0.3, 0.3], requires_grad=True)
+    F.binary_cross_entropy(t([0.0, 1.0, 0.5]), target, reduction="sum").backward()
+    np.testing.assert_allclose(target.grad, [100.0, -100.0, 0.0])
 
 
 def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_by_1_over_1_minus_p():

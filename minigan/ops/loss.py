@@ -54,7 +54,9 @@ class BCE(Function):
     """ℓ(p, t) = -[t·log p + (1 - t)·log(1 - p)] on probabilities p.
 
     As in PyTorch, each log is clamped at -100 (so p = 0 or 1 gives a large finite
-    loss, not infinity) and the gradient's denominator at 1e-12 (so it stays finite)."""
+    loss, not infinity) and the gradient's denominator at 1e-12 (so it stays finite).
+    The target's gradient, which PyTorch leaves at ±inf there, is that of the clamped
+    loss: ±100 at p = 0 or 1."""
 
     def forward(self, p, t):
         xp = get_xp(p)
