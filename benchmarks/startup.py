@@ -8,6 +8,7 @@ Warm: the same again, now that the compiled kernels are cached in that folder
 (what every run after the first one sees); the best of three runs.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -36,5 +37,6 @@ def measure():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # no options; --help
     result = measure()
     print(f"cold start {result['cold']:.1f} s, warm start {result['warm']:.1f} s")

@@ -136,3 +136,9 @@ def test_the_step_profile_runs_and_accounts_for_the_whole_step():
         shares = [int(line.split()[-1].rstrip("%")) for line in block.splitlines()[2:] if line.strip()]
         assert len(shares) == 6 and abs(sum(shares) - 100) <= 3  # six kinds, rounded to whole percents
         assert "matrix products" in block and "Python (graph, autograd, tensors)" in block
+
+
+def test_startup_takes_no_flags_and_says_so():
+    # (it used to ignore them and start its minute of measuring)
+    done = subprocess.run([sys.executable, "benchmarks/startup.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: startup.py [-h]")

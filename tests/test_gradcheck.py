@@ -101,7 +101,7 @@ def test_wrong_backward_makes_main_fail_and_name_the_op(broken_tanh, monkeypatch
     # Run the command line entry point over two of the registered cases only.
     subset = [CASES_BY_NAME["tanh"], CASES_BY_NAME["exp"]]
     monkeypatch.setattr(cases_module, "CASES", subset)
-    assert gc.main() == 1
+    assert gc.main([]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out
     assert re.search(r"^\s+tanh: input 0", out, re.MULTILINE), out
@@ -111,8 +111,15 @@ def test_wrong_backward_makes_main_fail_and_name_the_op(broken_tanh, monkeypatch
 
 def test_main_returns_0_when_all_pass(monkeypatch, capsys):
     monkeypatch.setattr(cases_module, "CASES", [CASES_BY_NAME["tanh"]])
-    assert gc.main() == 0
+    assert gc.main([]) == 0
     assert "all gradients match" in capsys.readouterr().out
+
+
+def test_main_takes_no_flags_and_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(cases_module, "CASES", [])  # (so that a flag let through checks nothing, quickly)
+    with pytest.raises(SystemExit) as exit_:
+        gc.main(["--only", "tanh"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --only tanh" in capsys.readouterr().err
 
 
 def test_wrong_double_backward_is_caught(monkeypatch):

@@ -29,6 +29,8 @@ the size of the gradient itself. A NaN always fails.
 without a GPU there is nowhere to move to).
 """
 
+import argparse
+
 import numpy as np
 
 from .. import backend
@@ -198,9 +200,14 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
 
 
 # --- python -m minigan.gradcheck --------------------------------------------------
-def main():
+def main(argv=None):
     """Check every registered op (``cases.py``), print a table; return 1 if any fails."""
     from .cases import CASES
+
+    # No options: --help says what runs, and a mistyped flag is an error, not ignored.
+    argparse.ArgumentParser(prog="python -m minigan.gradcheck",
+                            description="Every op's gradient (and, where the op has one, its gradient's gradient) against float64 "
+                                        "central differences (eps 1e-6, atol 1e-5, rtol 1e-3).").parse_args(argv)
 
     failed = []
     header = f"{'op':<32} {'shapes':<34} {'max abs err':>11} {'max rel err':>11}  {'1st':<4} {'2nd':<4}"
