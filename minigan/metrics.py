@@ -149,13 +149,13 @@ def load_classifier(cache_dir=None, device="cpu", train_if_missing=True, progres
         net.load_state_dict(arrays["net"])
         return Classifier(net, meta["accuracy"], device)
     except FileNotFoundError:
-        why = f"no trained classifier at {path}"
+        why = f"no trained classifier at {path} yet"
     except (CheckpointError, KeyError, RuntimeError) as e:  # there, but unusable: train below
         why = f"the classifier cached at {path} is unusable ({e})"
     if not train_if_missing:
         raise FileNotFoundError(f"{why}; run python -m minigan.metrics")
     # Said even without progress lines: the run waits a minute or so for it.
-    print(f"{why}: training the MNIST classifier for the metrics (once; cached in {path})", flush=True)
+    print(f"training the MNIST classifier for the metrics (once; {why})", flush=True)
     classifier = train_classifier(progress=progress, device=device)
     arrays, meta = {"net": classifier.net.state_dict()}, {"format": CLASSIFIER_FORMAT, "accuracy": classifier.accuracy}
     data.write_cache(path, lambda path: save_checkpoint(path, arrays, meta), "classifier",
