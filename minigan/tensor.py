@@ -20,6 +20,8 @@ class Tensor:
     def __init__(self, data, requires_grad=False, grad_fn=None):
         if type(data) is not np.ndarray:  # (what the ops make, told apart in one comparison)
             data = _array_of(data, requires_grad)
+        if requires_grad and grad_fn is None:  # a leaf (an op's output that requires grad is float)
+            _check_differentiable(data.dtype)
         self.data = data
         self.requires_grad = requires_grad
         self.grad = None
@@ -244,9 +246,7 @@ def _entry_types(data):
 
 
 def _leaf(array, requires_grad, who):
-    if check_requires_grad(requires_grad, who):
-        _check_differentiable(array.dtype)
-    return Tensor(array, requires_grad)
+    return Tensor(array, check_requires_grad(requires_grad, who))  # (which refuses an integer leaf that requires grad)
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):

@@ -174,6 +174,8 @@ def test_wrong_dtype():
         mg.tensor([1, 2]).requires_grad_()
     with raises(TypeError, "only floating-point tensors can require gradients, got dtype int32"):
         nn.Parameter(np.array([1, 2], np.int32))
+    with raises(TypeError, "only floating-point tensors can require gradients, got dtype int64"):
+        mg.Tensor(np.array([1, 2]), requires_grad=True)  # (backward said no input required grad)
     with raises(TypeError, "gradcheck: input 0 is float32; finite differences need float64 inputs"):
         gradcheck(lambda x: x * 2, t(3, requires_grad=True))
     with raises(TypeError, "leaky_relu: expected a floating-point tensor, got int64"):
