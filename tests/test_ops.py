@@ -639,6 +639,27 @@ def test_comparisons_are_elementwise_and_truth_needs_one_value():
     assert t.dtype == np.float32 and repr(t) == "tensor([1., 2.], dtype=float32)"
 
 
+def test_masks_combine_with_logical_operators_and_abs_is_an_op():
+    x = mg.tensor([-2.0, -0.5, 0.5, 3.0], requires_grad=True)
+    m, n = x > 0, x < 1
+    np.testing.assert_array_equal((m & n).numpy(), [False, False, True, False])
+    np.testing.assert_array_equal((m | n).numpy(), [True, True, True, True])
+    np.testing.assert_array_equal((m ^ n).numpy(), [True, True, False, True])
+    np.testing.assert_array_equal((~m).numpy(), [True, True, False, False])
+    np.testing.assert_array_equal((True & m).numpy(), m.numpy())  # the operand on the left is not a tensor
+    assert not (m & n).requires_grad and (m & n).dtype == bool
+    y = mg.tensor(x)  # (a copy: x.detach() would share x's values)
+    y[(y < -1) | (y > 1)] = 0  # the mask combined, then assigned to
+    np.testing.assert_array_equal(y.numpy(), [0.0, -0.5, 0.5, 0.0])
+    for combine in (lambda: x & m, lambda: m | x, lambda: ~x):  # a float tensor is no mask (as in PyTorch)
+        with pytest.raises(TypeError, match="expected bool or integer tensors \\(masks\\), got float32"):
+            combine()
+    a = abs(x)  # the op, gradient sign(x)
+    a.sum().backward()
+    np.testing.assert_array_equal(a.detach().numpy(), [2.0, 0.5, 0.5, 3.0])
+    np.testing.assert_array_equal(x.grad, [-1.0, -1.0, 1.0, 1.0])
+
+
 def test_interpolate_takes_a_size_or_a_scale_factor_as_pytorch_does():
     x = mg.tensor(np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2))
     want = x.numpy().repeat(3, axis=2).repeat(3, axis=3)

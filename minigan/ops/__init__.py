@@ -31,6 +31,7 @@ Tensor.__rmul__ = mul
 Tensor.__truediv__ = div
 Tensor.__rtruediv__ = _swap(div)
 Tensor.__neg__ = neg
+Tensor.__abs__ = abs
 Tensor.__pow__ = pow
 Tensor.__rpow__ = _swap(pow)
 Tensor.__matmul__ = matmul
@@ -108,5 +109,23 @@ def _comparison(method):
 for _method in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
     setattr(Tensor, _method, _comparison(_method))
 Tensor.__hash__ = object.__hash__  # defining __eq__ would take it away: tensors are hashed by identity
+
+
+def _logical(method, symbol):
+    """``~m``, ``m & n``, ``m | n`` and ``m ^ n`` on bool (or integer) tensors, e.g. to
+    combine masks, ``x[(x < -1) | (x > 1)] = 0``: outside any graph, as comparisons are."""
+    def combine(self, *other):
+        for operand in (self, *other):
+            if isinstance(operand, Tensor) and operand.dtype.kind not in "biu":
+                raise TypeError(f"{symbol}: expected bool or integer tensors (masks), got {operand.dtype}")
+        answers = getattr(self.data, method)(*(o.data if isinstance(o, Tensor) else o for o in other))
+        return Tensor(get_xp(self.data).asarray(answers))
+    return combine
+
+
+Tensor.__invert__ = _logical("__invert__", "~")
+for _method, _symbol in (("__and__", "&"), ("__or__", "|"), ("__xor__", "^")):
+    setattr(Tensor, _method, _logical(_method, _symbol))
+    setattr(Tensor, "__r" + _method[2:], _logical(_method, _symbol))  # True & m is m & True
 
 Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
